@@ -1,0 +1,63 @@
+# Everything a fresh machine needs is installed by these targets; caches live under
+# ~/.cache/embedding-operator so only the first run on a machine pays for builds.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help venv infinity-venv testcluster-bin cluster cluster-down aicore aicore-down \
+	podman images run demo up down test test-fast lint fmt crds generate
+
+help:
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(VENV)/.stamp: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e ".[dev]"
+	touch $@
+
+venv: $(VENV)/.stamp ## Python environment for the operator, the local AI Core and the tests
+
+infinity-venv: ## Separate, pinned environment for the infinity embedding server (torch inside)
+	scripts/ensure-infinity-venv.sh
+
+testcluster-bin: venv ## Build (or reuse the cached) etcd + kube-apiserver + controller-manager binary
+	$(PY) -m testcluster build
+
+cluster: venv ## Start the local control plane; kubeconfig at .local/kubeconfig
+	$(PY) -m testcluster up
+
+cluster-down: venv ## Stop the local control plane and remove its state
+	$(PY) -m testcluster down
+
+aicore: venv infinity-venv ## Start the local AI Core; service key at .local/aicore-service-key.json
+	$(PY) -m aicore_local up
+
+aicore-down: venv ## Stop the local AI Core and every process it started
+	$(PY) -m aicore_local down
+
+podman: ## Install podman/buildah and the locally made Debian base image
+	scripts/ensure-podman.sh
+
+images: podman ## Build the serving image and the operator image with podman
+	scripts/build-images.sh
+
+crds generate: venv ## Regenerate crds/ and manifests/aicore/ from the Python sources of truth
+	$(PY) -m embedding_operator.cli generate
+
+lint: venv ## ruff + mypy
+	$(VENV)/bin/ruff check operator tests
+	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/mypy
+
+fmt: venv
+	$(VENV)/bin/ruff format operator tests
+	$(VENV)/bin/ruff check --fix operator tests
+
+test: venv testcluster-bin infinity-venv ## The whole test suite (starts its own cluster and local AI Core)
+	$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+test-fast: venv ## Pure tests only
+	$(PY) -m pytest -ra tests/unit $(PYTEST_ARGS)
