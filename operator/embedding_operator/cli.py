@@ -1,0 +1,77 @@
+"""`embedding-operator`: the single entry point for the operator and its tools.
+
+embedding-operator run [--namespace NS] [--liveness URL]   run the operator (kopf)
+embedding-operator crd                                     print the generated CRD
+embedding-operator template                                print the AI Core ServingTemplate
+embedding-operator generate                                rewrite crds/ and manifests/aicore/
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from embedding_operator.api.crd import render_crd
+from embedding_operator.serving import render_serving_template
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CRD_PATH = Path("crds/embeddings.ai_embeddingmodels.yaml")
+TEMPLATE_PATH = Path("manifests/aicore/serving-template.yaml")
+
+
+def generated_files() -> dict[Path, str]:
+    """Every checked-in file generated from Python, keyed by its path relative to the repo."""
+    return {CRD_PATH: render_crd(), TEMPLATE_PATH: render_serving_template()}
+
+
+def _generate(root: Path) -> None:
+    for rel, text in generated_files().items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {rel}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="embedding-operator", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the operator")
+    run.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=None,
+        help="watch only this namespace (repeatable); all namespaces when omitted",
+    )
+    run.add_argument(
+        "--liveness",
+        default="http://0.0.0.0:8080/healthz",
+        help="liveness endpoint URL (kopf's health server)",
+    )
+    run.add_argument("--verbose", action="store_true", help="debug logging")
+    sub.add_parser("crd", help="print the generated CustomResourceDefinition")
+    sub.add_parser("template", help="print the generated AI Core ServingTemplate")
+    gen = sub.add_parser("generate", help="rewrite the generated files in the repository")
+    gen.add_argument("--root", type=Path, default=REPO_ROOT)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "crd":
+        sys.stdout.write(render_crd())
+    elif args.command == "template":
+        sys.stdout.write(render_serving_template())
+    elif args.command == "generate":
+        _generate(args.root)
+    elif args.command == "run":
+        from embedding_operator.runner import run_operator  # kopf import only when running
+
+        return run_operator(namespaces=args.namespace, liveness=args.liveness, verbose=args.verbose)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
