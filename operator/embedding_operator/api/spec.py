@@ -286,7 +286,10 @@ class Toleration(_Model):
     )
 
 
-_QUANTITY: dict[str, Any] = {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]}
+_QUANTITY: dict[str, Any] = {
+    "x-kubernetes-int-or-string": True,
+    "anyOf": [{"type": "integer"}, {"type": "string"}],
+}
 
 
 class Resources(_Model):
