@@ -1,0 +1,87 @@
+"""`python -m testcluster up|status|down`: detached start, idempotent `up`, clean `down`.
+
+Starts its own second control plane in a temp dir (the session `cluster` fixture is not used), so
+it runs only where the local binary exists; it never touches `.local/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from testcluster import ClusterError, built_binary
+from tests.fixtures.cluster import KUBECTL
+
+pytestmark = pytest.mark.integration
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "testcluster", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return not stat[stat.rfind(")") + 2 :].startswith("Z")
+
+
+def test_up_is_detached_idempotent_and_down_cleans_up(tmp_path: Path) -> None:
+    try:
+        built_binary()
+    except ClusterError as exc:
+        pytest.skip(str(exc))
+    state = tmp_path / "cluster"
+    paths = [
+        f"--dir={state}",
+        f"--kubeconfig={tmp_path / 'kubeconfig'}",
+        f"--tester-kubeconfig={tmp_path / 'kubeconfig-tester'}",
+        f"--log-dir={tmp_path / 'logs'}",
+    ]
+    pids: dict[str, int] = {}
+    try:
+        up = _cli("up", *paths)
+        assert up.returncode == 0, up.stderr
+        assert "ready in" in up.stdout
+        assert "token" not in up.stdout.lower().replace("kubeconfig", "")
+
+        # the processes outlived the `up` command and answer kubectl
+        pids = json.loads((state / "state.json").read_text())["pids"]
+        assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager"}
+        assert all(_pid_alive(pid) for pid in pids.values())
+        get_ns = subprocess.run(
+            [KUBECTL, f"--kubeconfig={tmp_path / 'kubeconfig'}", "get", "ns", "kube-system"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert get_ns.returncode == 0, get_ns.stderr
+        assert os.stat(tmp_path / "kubeconfig").st_mode & 0o077 == 0  # holds a token
+
+        again = _cli("up", *paths)
+        assert again.returncode == 0, again.stderr
+        assert "already running" in again.stdout
+        assert json.loads((state / "state.json").read_text())["pids"] == pids
+
+        assert _cli("status", *paths).returncode == 0
+        for name in ("etcd", "kube-apiserver", "kube-controller-manager"):
+            assert (tmp_path / "logs" / f"{name}.log").stat().st_size > 0
+    finally:
+        down = _cli("down", *paths)
+    assert down.returncode == 0, down.stderr
+    assert not any(_pid_alive(pid) for pid in pids.values())
+    assert not state.exists()
+    assert not (tmp_path / "kubeconfig").exists()
+    assert _cli("status", *paths).returncode == 1
