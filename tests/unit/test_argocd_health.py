@@ -118,6 +118,14 @@ def test_harness_rejects_an_invalid_status(lua: str, tmp_path: Path) -> None:
         run_health(lua, {"metadata": {}}, script=bogus)
 
 
+def test_harness_hides_libraries_argo_cd_does_not_open(lua: str, tmp_path: Path) -> None:
+    # Without useOpenLibs Argo CD gives a check no `string`/`math`; health.lua must not need them.
+    uses_string = tmp_path / "uses_string.lua"
+    uses_string.write_text('return { status = string.upper("healthy") }\n', encoding="utf-8")
+    with pytest.raises(AssertionError, match="attempt to index global 'string'"):
+        run_health(lua, {"metadata": {}}, script=uses_string)
+
+
 def test_lua_literal_escapes_round_trip(lua: str) -> None:
     # Quotes, backslashes, newlines and non-ASCII reach Lua byte for byte.
     tricky = 'say "hi"\\ \n\t caf\u00e9 \u2192 ok'

@@ -12,9 +12,18 @@ if script_path == nil then
 end
 
 local load_obj = assert(loadstring(io.read("*a"), "=object"))
-obj = load_obj()
-
 local check = assert(loadfile(script_path))
+
+-- NB: without resource.customizations.useOpenLibs Argo CD opens only the base, table and package
+-- libraries (plus a "safe" os), so the check runs without string, math, io and os here too.
+local env = { obj = load_obj(), table = table, _VERSION = _VERSION }
+for _, name in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "print", "select",
+                        "tonumber", "tostring", "type", "unpack", "xpcall", "rawequal", "rawget",
+                        "rawset", "getmetatable", "setmetatable" }) do
+  env[name] = _G[name]
+end
+env._G = env
+setfenv(check, env)
 local hs = check()
 
 -- Argo CD accepts only these codes (gitops-engine health.HealthStatusCode).
