@@ -777,7 +777,7 @@ async def test_secret_and_tokens_never_in_logs_or_errors(
         token = await client.get_token()
         headers = await client.inference_headers(RG)
         assert headers["Authorization"] == f"Bearer {token}"
-        reprs = [repr(client), repr(client._tokens), repr(SERVICE_KEY), str(SERVICE_KEY)]
+        reprs = [repr(client), repr(client._session._tokens), repr(SERVICE_KEY), str(SERVICE_KEY)]
 
     assert len(fake.tokens) >= 2
     texts = [caplog.text, *reprs]

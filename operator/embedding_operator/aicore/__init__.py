@@ -5,11 +5,12 @@ Import from here; the submodules are an implementation detail:
 - ``servicekey``: ``ServiceKey``, ``parse_service_key``, ``load_service_key``
 - ``settings``: ``ClientSettings``, ``RetrySettings``
 - ``client``: ``AICoreClient``
+- ``session``: the HTTP choke point under it (``FindExisting``, ``ResponseHook``)
 - ``models``: typed AI API resources
 - ``errors``: the error tree (drawn in its docstring)
 """
 
-from .client import AICoreClient, FindExisting, ResponseHook
+from .client import AICoreClient
 from .errors import (
     AICoreError,
     AICoreRequestError,
@@ -42,6 +43,7 @@ from .models import (
     TargetStatus,
 )
 from .servicekey import ServiceKey, load_service_key, parse_service_key
+from .session import FindExisting, ResponseHook
 from .settings import ClientSettings, RetrySettings
 
 __all__ = [
