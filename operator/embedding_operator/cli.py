@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "run":
         from embedding_operator.runner import run_operator  # kopf import only when running
 
-        return run_operator(namespaces=args.namespace, liveness=args.liveness, verbose=args.verbose)
+        run_operator(namespaces=args.namespace, liveness=args.liveness, verbose=args.verbose)
     return 0
 
 

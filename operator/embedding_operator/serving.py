@@ -128,7 +128,7 @@ def container_env(spec: EmbeddingModelSpec) -> list[dict[str, str]]:
     env = [{"name": "STORAGE_URI", "value": spec.model.uri}]
     env += [{"name": p.env, "value": p.value(spec)} for p in PARAMETERS if p.env]
     env.append({"name": "PORT", "value": str(SERVING_PORT)})
-    env += [{"name": e.name, "value": e.value} for e in spec.serving.env]
+    env += [{"name": e.name, "value": e.value or ""} for e in spec.serving.env]
     return env
 
 

@@ -39,6 +39,7 @@ class Reason(StrEnum):
     INFERENCE_SERVICE_NOT_READY = "InferenceServiceNotReady"
     SUSPENDING = "Suspending"
     DELETING = "Deleting"
+    INTERNAL_ERROR = "InternalError"
     # Stalled=True (a person must act; each has a row in docs/troubleshooting.md)
     INVALID_SPEC = "InvalidSpec"
     SECRET_NOT_FOUND = "SecretNotFound"

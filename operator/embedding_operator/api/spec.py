@@ -140,7 +140,7 @@ class EnvVar(_Model):
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="Variable name (letters, digits, underscore; not starting with a digit).",
     )
-    value: str = Field(default="", max_length=5000, description="Variable value.")
+    value: str | None = Field(default=None, max_length=5000, description="Variable value.")
 
 
 class Serving(_Model):

@@ -1,0 +1,173 @@
+"""The reconcile shell: object body in, one status patch and a few Events out.
+
+Backends decide (they return a `Reconciled` value); this module only parses the object, picks
+the backend, writes the status diff and posts Events. Any exception a backend lets through is a
+bug or an outage: it is reported as `Reconciling` (reason InternalError) with the error text and
+retried with back-off, so `kubectl get emb` shows the real cause instead of a silent retry loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pydantic
+from lightkube import AsyncClient
+
+from embedding_operator.api.conditions import Outcome, Reason
+from embedding_operator.api.spec import Backend as BackendName
+from embedding_operator.api.spec import EmbeddingModelSpec, parse_spec
+from embedding_operator.api.status import EmbeddingModelStatus
+from embedding_operator.backends.base import (
+    Backend,
+    Event,
+    Finalized,
+    ObjectRef,
+    ReconcileContext,
+    Reconciled,
+)
+from embedding_operator.kube import patch_status
+from embedding_operator.report import (
+    build_status,
+    deleting_status,
+    dump_status,
+    merge_patch,
+    transition_events,
+)
+from embedding_operator.settings import Settings
+
+EventPoster = Callable[[Mapping[str, Any], Event], Awaitable[None] | None]
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def describe_validation_error(error: pydantic.ValidationError) -> str:
+    """'spec.model.uri: String should match pattern …' lines, naming each field."""
+    parts = []
+    for err in error.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"spec.{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+class Reconciler:
+    """Drives backends for EmbeddingModel bodies; the only writer of their status."""
+
+    def __init__(
+        self,
+        kube: AsyncClient,
+        backends: Mapping[str, Backend],
+        settings: Settings,
+        post_event: EventPoster,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.kube = kube
+        self.backends = backends
+        self.settings = settings
+        self.post_event = post_event
+        self.clock = clock
+        self._failures: dict[str, int] = {}
+
+    async def close(self) -> None:
+        for backend in self.backends.values():
+            closer = getattr(backend, "close", None)
+            if closer is not None:
+                await closer()
+
+    def _context(
+        self, body: Mapping[str, Any], spec: EmbeddingModelSpec, logger: Any
+    ) -> ReconcileContext:
+        meta = body["metadata"]
+        return ReconcileContext(
+            ref=ObjectRef(
+                name=meta["name"],
+                namespace=meta["namespace"],
+                uid=meta["uid"],
+                generation=int(meta.get("generation") or 1),
+            ),
+            spec=spec,
+            status=EmbeddingModelStatus.model_validate(body.get("status") or {}),
+            annotations=dict(meta.get("annotations") or {}),
+            now=self.clock(),
+            logger=logger,
+        )
+
+    async def reconcile(self, body: Mapping[str, Any], logger: Any) -> float:
+        """One level-triggered pass. Returns the seconds until the next pass."""
+        meta = body["metadata"]
+        uid = meta["uid"]
+        previous = EmbeddingModelStatus.model_validate(body.get("status") or {})
+        try:
+            spec = parse_spec(dict(body.get("spec") or {}))
+        except pydantic.ValidationError as error:
+            result = Reconciled(
+                Outcome.stalled(Reason.INVALID_SPEC, describe_validation_error(error)),
+                requeue_after=self.settings.intervals.stalled,
+            )
+        else:
+            ctx = self._context(body, spec, logger)
+            backend = self.backends[BackendName(spec.backend)]
+            try:
+                result = await backend.reconcile(ctx)
+                self._failures.pop(uid, None)
+            except Exception as error:  # noqa: BLE001 - reported in status, retried with back-off
+                failures = self._failures[uid] = self._failures.get(uid, 0) + 1
+                logger.exception("reconcile failed (attempt %d)", failures)
+                result = Reconciled(
+                    Outcome.progressing(Reason.INTERNAL_ERROR, f"{type(error).__name__}: {error}"),
+                    requeue_after=min(2.0**failures, self.settings.intervals.retry_max),
+                )
+        await self._write(body, previous, result)
+        return result.requeue_after
+
+    async def finalize(self, body: Mapping[str, Any], logger: Any) -> Finalized:
+        """Tear down remote objects; the caller keeps the finalizer until `done`."""
+        previous = EmbeddingModelStatus.model_validate(body.get("status") or {})
+        try:
+            spec = parse_spec(dict(body.get("spec") or {}))
+        except pydantic.ValidationError:
+            # NB: an object that never validated never created anything remote.
+            return Finalized(done=True, message="invalid spec: nothing was created remotely")
+        ctx = self._context(body, spec, logger)
+        result = await self.backends[BackendName(spec.backend)].finalize(ctx)
+        for event in result.events:
+            await self._post(body, event)
+        if not result.done:
+            status = deleting_status(
+                previous, result.message, generation=ctx.ref.generation, now=self.clock()
+            )
+            await self._patch(body, previous, status)
+        return result
+
+    async def _write(
+        self, body: Mapping[str, Any], previous: EmbeddingModelStatus, result: Reconciled
+    ) -> None:
+        generation = int(body["metadata"].get("generation") or 1)
+        status = build_status(previous, result, generation=generation, now=self.clock())
+        await self._patch(body, previous, status)
+        for event in [*result.events, *transition_events(previous, status)]:
+            await self._post(body, event)
+
+    async def _patch(
+        self,
+        body: Mapping[str, Any],
+        previous: EmbeddingModelStatus,
+        status: EmbeddingModelStatus,
+    ) -> None:
+        patch = merge_patch(dump_status(previous), dump_status(status))
+        if patch:
+            meta = body["metadata"]
+            await patch_status(self.kube, meta["name"], meta["namespace"], patch)
+
+    async def _post(self, body: Mapping[str, Any], event: Event) -> None:
+        try:
+            posted = self.post_event(body, event)
+            if posted is not None:
+                await posted
+        except Exception:  # noqa: BLE001 - an Event is best effort; never fail a reconcile on it
+            logging.getLogger(__name__).warning("could not post event %s", event.reason)

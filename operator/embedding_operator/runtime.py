@@ -1,0 +1,25 @@
+"""Build the long-lived objects of a running operator: the Kubernetes client and the backends.
+
+Separate from handlers.py so tests can build the same graph without kopf.
+"""
+
+from __future__ import annotations
+
+from embedding_operator.api.spec import Backend as BackendName
+from embedding_operator.backends.base import Backend
+from embedding_operator.kube import make_client
+from embedding_operator.reconciler import EventPoster, Reconciler
+from embedding_operator.settings import Settings
+
+
+async def build_reconciler(post_event: EventPoster, settings: Settings | None = None) -> Reconciler:
+    from embedding_operator.backends.aicore import AICoreBackend
+    from embedding_operator.backends.kserve import KServeBackend
+
+    settings = settings or Settings()
+    kube = make_client(settings.kubeconfig)
+    backends: dict[str, Backend] = {
+        BackendName.AICORE: AICoreBackend(kube, settings),
+        BackendName.KSERVE: KServeBackend(kube),
+    }
+    return Reconciler(kube, backends, settings, post_event)
