@@ -54,6 +54,7 @@ class Reason(StrEnum):
     KSERVE_NOT_INSTALLED = "KServeNotInstalled"
     INFERENCE_SERVICE_FAILED = "InferenceServiceFailed"
     INFERENCE_SERVICE_REJECTED = "InferenceServiceRejected"
+    INFERENCE_SERVICE_CONFLICT = "InferenceServiceConflict"
     # Ready=False without Stalled
     SUSPENDED = "Suspended"
 
