@@ -61,12 +61,6 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
     if out.get("type") == "object" and "additionalProperties" in out:
         if out["additionalProperties"] is False:
             del out["additionalProperties"]
-    if out.get("type") == "object" and "properties" in out:
-        # NB: nested objects default to {} so their own field defaults are applied by the API
-        # server even when the user omits the whole section.
-        for prop in out["properties"].values():
-            if prop.get("type") == "object" and "default" in prop and prop["default"] != {}:
-                prop["default"] = {}
     return out
 
 

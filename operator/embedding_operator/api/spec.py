@@ -36,6 +36,16 @@ def cel(rule: str, message: str, **extra: str) -> dict[str, Any]:
     return {"rule": rule, "message": message, **extra}
 
 
+def object_default(model: type[BaseModel]) -> dict[str, Any]:
+    """The CRD default of an optional section: its field defaults, without empty collections.
+
+    NB: the API server checks a section's default against its CEL rules before it applies the
+    nested field defaults, so `default: {}` would fail `self.min <= self.max`.
+    """
+    dumped = model().model_dump(by_alias=True, exclude_none=True, mode="json")
+    return {k: v for k, v in dumped.items() if v not in ([], {})}
+
+
 class _Model(BaseModel):
     """camelCase on the wire, snake_case in Python, unknown fields rejected."""
 
@@ -320,7 +330,7 @@ class KServeSpec(_Model):
     resources: Resources = Field(
         default_factory=Resources,
         description="Container requests and limits.",
-        json_schema_extra={"default": {}},
+        json_schema_extra={"default": object_default(Resources)},
     )
     gpus: int = Field(default=0, ge=0, le=16, description="nvidia.com/gpu count per replica.")
     node_selector: dict[str, str] = Field(
@@ -390,12 +400,12 @@ class EmbeddingModelSpec(_Model):
     serving: Serving = Field(
         default_factory=Serving,
         description="infinity server settings.",
-        json_schema_extra={"default": {}},
+        json_schema_extra={"default": object_default(Serving)},
     )
     replicas: Replicas = Field(
         default_factory=Replicas,
         description="Replica bounds.",
-        json_schema_extra={"default": {}},
+        json_schema_extra={"default": object_default(Replicas)},
     )
     suspend: bool = Field(
         default=False,

@@ -1,0 +1,234 @@
+"""The CRD, installed in a real API server, accepts good objects and rejects bad ones with a
+message that names the field — what a user sees at `kubectl apply` time."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.fixtures.cluster import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = sorted((REPO_ROOT / "manifests" / "examples").glob("*.yaml"))
+
+AICORE = {
+    "apiVersion": "embeddings.ai/v1alpha1",
+    "kind": "EmbeddingModel",
+    "metadata": {"name": "good"},
+    "spec": {
+        "backend": "aicore",
+        "model": {"name": "minilm", "uri": "ai://default/models/minilm"},
+        "aicore": {"secretRef": {"name": "aicore"}},
+    },
+}
+KSERVE = {
+    "apiVersion": "embeddings.ai/v1alpha1",
+    "kind": "EmbeddingModel",
+    "metadata": {"name": "good"},
+    "spec": {
+        "backend": "kserve",
+        "model": {"name": "minilm", "uri": "hf://sentence-transformers/all-MiniLM-L6-v2"},
+    },
+}
+
+
+def variant(base: dict, path: str, value: object) -> dict:
+    """Copy of `base` with the dotted `path` set to `value` (or removed for DELETE)."""
+    obj = copy.deepcopy(base)
+    *parents, leaf = path.split(".")
+    node = obj
+    for key in parents:
+        node = node.setdefault(key, {})
+    if value is DELETE:
+        node.pop(leaf, None)
+    else:
+        node[leaf] = value
+    return obj
+
+
+DELETE = object()
+
+# (id, object, substrings the API server's error must contain)
+INVALID = [
+    ("missing-backend", variant(AICORE, "spec.backend", DELETE), ["spec.backend", "Required"]),
+    ("unknown-backend", variant(AICORE, "spec.backend", "sagemaker"), ["spec.backend", "aicore"]),
+    ("missing-model-name", variant(AICORE, "spec.model.name", DELETE), ["spec.model.name"]),
+    ("missing-model-uri", variant(AICORE, "spec.model.uri", DELETE), ["spec.model.uri"]),
+    (
+        "aicore-with-hf-uri",
+        variant(AICORE, "spec.model.uri", "hf://org/model"),
+        ["spec.model.uri", "ai://"],
+    ),
+    (
+        "kserve-with-ai-uri",
+        variant(KSERVE, "spec.model.uri", "ai://default/m"),
+        ["spec.model.uri", "hf://"],
+    ),
+    (
+        "unknown-uri-scheme",
+        variant(KSERVE, "spec.model.uri", "ftp://host/model"),
+        ["spec.model.uri"],
+    ),
+    (
+        "uri-trailing-slash",
+        variant(AICORE, "spec.model.uri", "ai://default/models/"),
+        ["spec.model.uri"],
+    ),
+    (
+        "batch-size-zero",
+        variant(AICORE, "spec.serving", {"batchSize": 0}),
+        ["spec.serving.batchSize", "1"],
+    ),
+    (
+        "batch-size-huge",
+        variant(AICORE, "spec.serving", {"batchSize": 100000}),
+        ["spec.serving.batchSize", "4096"],
+    ),
+    (
+        "min-greater-than-max",
+        variant(AICORE, "spec.replicas", {"min": 3, "max": 2}),
+        ["spec.replicas.min must be <= spec.replicas.max"],
+    ),
+    ("negative-replicas", variant(AICORE, "spec.replicas", {"min": -1}), ["spec.replicas.min"]),
+    (
+        "aicore-section-missing",
+        variant(AICORE, "spec.aicore", DELETE),
+        ["spec.aicore is required", "secretRef"],
+    ),
+    (
+        "aicore-section-on-kserve",
+        variant(KSERVE, "spec.aicore", {"secretRef": {"name": "x"}}),
+        ["spec.aicore is only valid"],
+    ),
+    (
+        "kserve-section-on-aicore",
+        variant(AICORE, "spec.kserve", {"gpus": 1}),
+        ["spec.kserve is only valid"],
+    ),
+    (
+        "url-prefix-no-slash",
+        variant(AICORE, "spec.serving", {"urlPrefix": "v1"}),
+        ["spec.serving.urlPrefix"],
+    ),
+    (
+        "url-prefix-trailing-slash",
+        variant(AICORE, "spec.serving", {"urlPrefix": "/v1/"}),
+        ["spec.serving.urlPrefix"],
+    ),
+    ("bad-ttl", variant(AICORE, "spec.aicore.ttl", "2 weeks"), ["spec.aicore.ttl"]),
+    ("unknown-field", variant(AICORE, "spec.replica", 2), ['unknown field "spec.replica"']),
+    (
+        "unknown-nested-field",
+        variant(AICORE, "spec.model.dims", 384),
+        ['unknown field "spec.model.dims"'],
+    ),
+    (
+        "name-too-long",
+        variant(AICORE, "metadata.name", "a" * 41),
+        ["metadata.name must be at most 40"],
+    ),
+    (
+        "unknown-engine",
+        variant(AICORE, "spec.serving", {"engine": "vllm"}),
+        ["spec.serving.engine"],
+    ),
+    ("unknown-pooling", variant(AICORE, "spec.model.pooling", "max"), ["spec.model.pooling"]),
+    ("zero-dimensions", variant(AICORE, "spec.model.dimensions", 0), ["spec.model.dimensions"]),
+    (
+        "env-on-aicore",
+        variant(AICORE, "spec.serving", {"env": [{"name": "A", "value": "b"}]}),
+        ["spec.serving.env is not supported"],
+    ),
+    (
+        "bad-env-name",
+        variant(KSERVE, "spec.serving", {"env": [{"name": "1A", "value": "b"}]}),
+        ["spec.serving.env[0].name"],
+    ),
+    (
+        "quote-in-args",
+        variant(AICORE, "spec.serving", {"args": ['--x="y"']}),
+        ["spec.serving.args[0]"],
+    ),
+    (
+        "bad-secret-name",
+        variant(AICORE, "spec.aicore.secretRef.name", "Bad_Name"),
+        ["spec.aicore.secretRef.name"],
+    ),
+    (
+        "bad-deletion-policy",
+        variant(AICORE, "spec.aicore.deletionPolicy", "Keep"),
+        ["spec.aicore.deletionPolicy"],
+    ),
+    (
+        "bad-deployment-mode",
+        variant(KSERVE, "spec.kserve", {"deploymentMode": "ModelMesh"}),
+        ["spec.kserve.deploymentMode"],
+    ),
+    ("negative-gpus", variant(KSERVE, "spec.kserve", {"gpus": -1}), ["spec.kserve.gpus"]),
+    (
+        "bad-toleration-effect",
+        variant(KSERVE, "spec.kserve", {"tolerations": [{"key": "a", "effect": "Never"}]}),
+        ["spec.kserve.tolerations[0].effect"],
+    ),
+    ("suspend-not-bool", variant(AICORE, "spec.suspend", "yes"), ["spec.suspend"]),
+]
+
+
+@pytest.mark.parametrize(
+    "obj,expected", [(o, e) for _, o, e in INVALID], ids=[i for i, _, _ in INVALID]
+)
+def test_invalid_object_is_rejected_naming_the_field(kubectl, crd, namespace, obj, expected):
+    proc = kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(obj), check=False)
+    assert proc.returncode != 0, f"accepted an invalid object: {obj['spec']}"
+    for text in expected:
+        assert text in proc.stderr, f"{text!r} not in the API server's message:\n{proc.stderr}"
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_examples_are_accepted(kubectl, crd, namespace, path: Path):
+    kubectl("apply", "--dry-run=server", "-n", namespace, "-f", str(path))
+    kubectl("apply", "-n", namespace, "-f", str(path))
+
+
+def test_there_is_an_example_per_backend():
+    backends = {yaml.safe_load(p.read_text())["spec"]["backend"] for p in EXAMPLES}
+    assert backends == {"aicore", "kserve"}
+
+
+def test_defaults_are_applied_by_the_api_server(kubectl, crd, namespace):
+    kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(KSERVE))
+    spec = kubectl.json("get", "emb", "good", "-n", namespace)["spec"]
+    assert spec["serving"]["batchSize"] == 32
+    assert spec["serving"]["urlPrefix"] == "/v1"
+    assert spec["replicas"] == {"min": 1, "max": 1}
+    assert spec["suspend"] is False
+    assert spec["model"]["pooling"] == "auto"
+
+
+def test_backend_is_immutable(kubectl, crd, namespace):
+    kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(KSERVE))
+    changed = variant(AICORE, "metadata.name", "good")
+    proc = kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(changed), check=False)
+    assert proc.returncode != 0
+    assert "spec.backend is immutable" in proc.stderr
+
+
+def test_explain_prints_field_descriptions(kubectl, crd):
+    out = kubectl("explain", "emb.spec.model").stdout
+    assert "Served model name" in out
+    assert "ai://<objectStoreSecret>/<path>" in out
+
+
+def test_get_shows_printer_columns(kubectl, crd, namespace):
+    kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(KSERVE))
+    header = kubectl("get", "emb", "-n", namespace).stdout.splitlines()[0].split()
+    assert header == ["NAME", "BACKEND", "MODEL", "READY", "PHASE", "ENDPOINT", "AGE"]
+    wide = kubectl("get", "emb", "-n", namespace, "-o", "wide").stdout.splitlines()[0].split()
+    assert "DIMS" in wide and "REASON" in wide
+    assert kubectl("get", "ai", "-n", namespace, "-o", "name").stdout.strip() == (
+        "embeddingmodel.embeddings.ai/good"
+    )
