@@ -1,0 +1,6 @@
+"""Predictor runtimes: how a rendered ServingTemplate becomes something that answers HTTP.
+
+`process` (default) runs the container's entrypoint as a local process, `podman` runs the real
+image, `noop` starts nothing (for scale tests). All three share the `Runtime`/`Predictor` shapes
+in `base`, so the deployment lifecycle does not care which one runs.
+"""
