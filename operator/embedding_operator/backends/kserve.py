@@ -1,0 +1,283 @@
+"""The KServe backend: observe the InferenceService, apply the rendered one, report KServe's word.
+
+One pass is `get → render → server-side apply → assess → (serving check)`. Server-side apply with
+our field manager (`embedding-operator`, forced) owns exactly the fields `plan.kserve.render`
+writes, so KServe's own fields (its finalizer, status, defaults its webhook adds) are left alone
+and a changed spec updates the object in place. Deletion needs no work here: the controller owner
+reference lets Kubernetes' garbage collector delete the InferenceService with the EmbeddingModel.
+
+Construction (done once by runtime.py):
+
+    KServeBackend(client)                      # settings from the environment
+    KServeBackend(client, settings)            # explicit settings
+    KServeBackend(client, checker=fake_check)  # tests: any async (url, model) -> CheckResult
+
+Errors: 404 on apply means the InferenceService API is not served (KServe not installed) and
+becomes Stalled/KServeNotInstalled, re-checked every `intervals.stalled`; 400/422 and webhook
+denials become Stalled/InferenceServiceRejected with the API server's message. Anything else
+(5xx, connection errors, RBAC) is raised for the shell to report and retry with back-off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx
+from lightkube import ApiError, AsyncClient
+from lightkube.generic_resource import create_namespaced_resource
+
+from embedding_operator.api.conditions import Outcome, Reason
+from embedding_operator.api.status import KServeStatus, ServingStatus
+from embedding_operator.backends.base import (
+    Event,
+    Finalized,
+    ReconcileContext,
+    Reconciled,
+)
+from embedding_operator.kube import FIELD_MANAGER
+from embedding_operator.plan.kserve import (
+    EVENT_CREATED,
+    EVENT_UPDATED,
+    ISVC_API_VERSION,
+    ISVC_GROUP,
+    ISVC_KIND,
+    ISVC_PLURAL,
+    ISVC_VERSION,
+    CheckResult,
+    assess,
+    check_due,
+    foreign_owner,
+    judge_serving,
+    mode_change_refused,
+    render,
+    reuse_serving,
+    spec_problem,
+)
+from embedding_operator.settings import Settings
+
+InferenceService = create_namespaced_resource(ISVC_GROUP, ISVC_VERSION, ISVC_KIND, ISVC_PLURAL)
+
+#: async (base_url_with_prefix, served_model_name) -> CheckResult
+ServingChecker = Callable[[str, str], Awaitable[CheckResult]]
+
+#: Fixed input of the serving check: short, so the check costs the server next to nothing.
+CHECK_INPUT = "embedding-operator serving check"
+#: How long a Ready object keeps its last check before the next request, in seconds.
+CHECK_INTERVAL = 600.0
+
+
+def http_checker(timeout: float = 30.0) -> ServingChecker:
+    """The real serving check: one `POST {url}/embeddings`, counting the vector's dimensions.
+
+    A connection that cannot be made at all (unresolvable cluster-local name, refused, TLS
+    failure, connect timeout) is `reachable=False`: the check is skipped, because an operator
+    running outside the cluster cannot judge a cluster-local service.
+    """
+
+    async def check(url: str, model: str) -> CheckResult:
+        # NB: the connect timeout is short so an unreachable name costs seconds, not the full
+        # budget a cold model may need to answer its first request.
+        limits = httpx.Timeout(timeout, connect=min(5.0, timeout))
+        try:
+            async with httpx.AsyncClient(timeout=limits) as client:
+                response = await client.post(
+                    f"{url}/embeddings", json={"model": model, "input": [CHECK_INPUT]}
+                )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as error:
+            return CheckResult(reachable=False, error=f"{url} is not reachable ({_why(error)})")
+        except httpx.HTTPError as error:
+            return CheckResult(reachable=True, error=f"POST {url}/embeddings: {_why(error)}")
+        if response.status_code != 200:
+            return CheckResult(
+                reachable=True,
+                error=f"POST {url}/embeddings returned HTTP {response.status_code}: "
+                f"{response.text[:300]}",
+            )
+        try:
+            vector = response.json()["data"][0]["embedding"]
+            if not isinstance(vector, list) or not vector:
+                raise TypeError("empty or not a list")
+        except (ValueError, KeyError, IndexError, TypeError) as error:
+            return CheckResult(
+                reachable=True,
+                error=f"POST {url}/embeddings answered without an embedding ({_why(error)})",
+            )
+        return CheckResult(reachable=True, dimensions=len(vector))
+
+    return check
+
+
+def _why(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+class KServeBackend:
+    """Reconciles `backend: kserve` EmbeddingModels into InferenceServices.
+
+    `client` is the operator's lightkube AsyncClient (shared, not closed here); `settings` gives
+    the requeue intervals and the serving-check timeout; `checker` replaces the HTTP serving check.
+    """
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        settings: Settings | None = None,
+        *,
+        checker: ServingChecker | None = None,
+    ) -> None:
+        self.client = client
+        self.settings = settings or Settings()
+        self.checker = checker or http_checker(self.settings.serving_check_timeout)
+
+    async def reconcile(self, ctx: ReconcileContext) -> Reconciled:
+        ref, spec = ctx.ref, ctx.spec
+        problem = spec_problem(spec)
+        if problem is not None:
+            return self._result(Outcome.stalled(Reason.INVALID_SPEC, problem))
+
+        live = await self._get(ref.name, ref.namespace)
+        if live is not None:
+            conflict = foreign_owner(ref, live)
+            if conflict is not None:
+                return self._result(conflict)
+
+        desired = render(ref, spec, live)
+        try:
+            applied = await self.client.apply(
+                InferenceService.from_dict(desired), field_manager=FIELD_MANAGER, force=True
+            )
+        except ApiError as error:
+            refused = self._refused(error)
+            if refused is None:
+                raise
+            return self._result(refused)
+        applied_obj = _plain(applied)
+
+        events: list[Event] = []
+        generation = _generation(applied_obj)
+        if live is None:
+            events.append(
+                Event.normal(EVENT_CREATED, f"created InferenceService {ref.namespace}/{ref.name}")
+            )
+        elif generation != _generation(live):
+            events.append(
+                Event.normal(
+                    EVENT_UPDATED,
+                    f"updated InferenceService {ref.namespace}/{ref.name} "
+                    f"(generation {generation})",
+                )
+            )
+
+        found = assess(spec, applied_obj)
+        outcome, serving = found.outcome, None
+        if outcome.state == "ready" and events:
+            # NB: KServe's Ready still describes the previous spec right after our write; its
+            # status.observedGeneration is not reliable in Standard mode (it copies the
+            # Deployment's), so wait one poll for KServe to react instead of reporting Ready.
+            verb = "created" if live is None else "updated"
+            outcome = Outcome.progressing(
+                Reason.CREATING if live is None else Reason.UPDATING,
+                f"{verb} InferenceService {ref.name}; waiting for KServe to roll it out",
+            )
+        elif outcome.state == "ready":
+            interval = CHECK_INTERVAL
+            previous = ctx.status
+            if found.check_url and check_due(previous, ref.generation, ctx.now, interval):
+                result = await self.checker(found.check_url, spec.model.name)
+                outcome, serving = judge_serving(spec, ref.name, result, ctx.now)
+            elif found.check_url and previous.serving is not None:
+                outcome = reuse_serving(ref.name, previous.serving)
+            else:
+                outcome, serving = judge_serving(
+                    spec,
+                    ref.name,
+                    CheckResult(reachable=False, error="KServe reports no URL"),
+                    ctx.now,
+                )
+
+        refused_mode = mode_change_refused(spec, live)
+        if refused_mode is not None:
+            outcome = Outcome.stalled(Reason.INFERENCE_SERVICE_REJECTED, refused_mode)
+
+        return self._result(
+            outcome,
+            endpoint=found.endpoint,
+            kserve=found.kserve,
+            serving=serving,
+            events=events,
+        )
+
+    async def finalize(self, ctx: ReconcileContext) -> Finalized:
+        # The InferenceService carries a controller owner reference: the garbage collector
+        # deletes it (and KServe its children) once the EmbeddingModel is gone.
+        return Finalized(
+            done=True,
+            message=f"InferenceService {ctx.ref.name} is deleted by garbage collection",
+        )
+
+    async def _get(self, name: str, namespace: str) -> dict[str, Any] | None:
+        try:
+            obj = await self.client.get(InferenceService, name, namespace=namespace)
+        except ApiError as error:
+            # NB: 404 is also what a cluster without the KServe CRD answers; apply tells the two
+            # apart (it succeeds when only the object is missing).
+            if error.status.code == 404:
+                return None
+            raise
+        return _plain(obj)
+
+    def _refused(self, error: ApiError) -> Outcome | None:
+        code, message = error.status.code, error.status.message or str(error)
+        if code == 404:
+            return Outcome.stalled(
+                Reason.KSERVE_NOT_INSTALLED,
+                f"the InferenceService API ({ISVC_API_VERSION}) is not served by this cluster: "
+                "install KServe (its CRDs and controller); the operator checks again every "
+                f"{self.settings.intervals.stalled:.0f}s",
+            )
+        if code in (400, 422) or (code == 403 and "admission webhook" in message):
+            return Outcome.stalled(
+                Reason.INFERENCE_SERVICE_REJECTED,
+                f"the API server refused the InferenceService: {message}",
+            )
+        return None
+
+    def _result(
+        self,
+        outcome: Outcome,
+        *,
+        endpoint: str | None = None,
+        kserve: KServeStatus | None = None,
+        serving: ServingStatus | None = None,
+        events: list[Event] | None = None,
+    ) -> Reconciled:
+        intervals = self.settings.intervals
+        requeue = {
+            "ready": intervals.ready,
+            "suspended": intervals.ready,
+            "progressing": intervals.pending,
+            "stalled": intervals.stalled,
+        }[outcome.state]
+        return Reconciled(
+            outcome,
+            requeue_after=requeue,
+            endpoint=endpoint,
+            kserve=kserve,
+            serving=serving,
+            events=events or [],
+        )
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    """A generic lightkube object as a plain dict (what the pure functions read)."""
+    if isinstance(obj, Mapping):
+        data = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+        return dict(data)
+    raise TypeError(f"unexpected {type(obj).__name__} from the API")
+
+
+def _generation(obj: Mapping[str, Any]) -> int | None:
+    meta = obj.get("metadata") or {}
+    value = meta.get("generation") if isinstance(meta, Mapping) else None
+    return int(value) if isinstance(value, int) else None
