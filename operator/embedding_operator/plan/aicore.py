@@ -228,6 +228,7 @@ def _plan_suspend(current: Deployment | None) -> Step:
                     else "no deployment"
                 ),
             ),
+            deployment_id=current.id if current else None,
         )
     if current.status in ACTIVE and current.target_status != TargetStatus.STOPPED:
         return Step(
