@@ -390,7 +390,8 @@ def assess(spec: EmbeddingModelSpec, live: Mapping[str, Any]) -> Assessment:
                 + "; check spec.model.uri and the predictor pod's logs",
             )
         )
-    for type_ in (READY, *_SHOWN_CONDITIONS):
+    # The component conditions first: Ready only echoes the first failing one, often shortened.
+    for type_ in (*_SHOWN_CONDITIONS, READY):
         cond = conditions.get(type_)
         if cond and cond.get("status") == "False" and cond.get("reason") in _FAILURE_REASONS:
             return result(
