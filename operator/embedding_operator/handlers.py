@@ -88,11 +88,18 @@ async def reconcile_loop(
 ) -> None:
     reconciler: Reconciler = memo.reconciler
     wakeup = memo.wakeups.event(uid)
+    failures = 0
     try:
         while True:
             wakeup.clear()
             # NB: the daemon's body is a live view, refreshed by every watch event.
-            delay = await reconciler.reconcile(body, logger)
+            try:
+                delay = await reconciler.reconcile(body, logger)
+                failures = 0
+            except Exception:  # e.g. the API server is briefly unreachable for the status write
+                failures += 1
+                delay = min(2.0**failures, reconciler.settings.intervals.retry_max)
+                logger.exception("reconcile pass failed; retrying in %.0fs", delay)
             try:
                 await asyncio.wait_for(wakeup.wait(), timeout=delay)
             except TimeoutError:

@@ -30,11 +30,10 @@ async def patch_status(
     client: AsyncClient, name: str, namespace: str, status: dict[str, Any]
 ) -> None:
     """Merge-patch the status subresource (never spec, never metadata)."""
-    await client.patch(  # type: ignore[call-overload]
-        EmbeddingModelResource,
+    await client.patch(
+        EmbeddingModelResource.Status,
         name,
         {"status": status},
         namespace=namespace,
-        subresource="status",
         patch_type=PatchType.MERGE,
     )

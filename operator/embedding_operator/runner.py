@@ -13,7 +13,8 @@ def run_operator(*, namespaces: list[str] | None, liveness: str, verbose: bool) 
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     # NB: httpx logs every request URL at INFO; URLs carry no secrets, but the noise hides ours.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("httpx", "httpcore", "httpx2", "httpcore2"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     import embedding_operator.handlers  # noqa: F401 - registers the kopf handlers
 
     kopf.run(

@@ -20,6 +20,6 @@ async def build_reconciler(post_event: EventPoster, settings: Settings | None = 
     kube = make_client(settings.kubeconfig)
     backends: dict[str, Backend] = {
         BackendName.AICORE: AICoreBackend(kube, settings),
-        BackendName.KSERVE: KServeBackend(kube),
+        BackendName.KSERVE: KServeBackend(kube, settings),
     }
     return Reconciler(kube, backends, settings, post_event)
