@@ -66,6 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     data_dir = Path(args.data).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     public_url = args.public_url or f"http://{args.host}:{args.port}"
@@ -91,26 +92,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pidfile() -> Path:
-    return LOCAL / "aicore.pid"
-
-
 def cmd_up(args: argparse.Namespace) -> int:
     data_dir = Path(args.data).resolve()
     key_path = Path(args.service_key).resolve()
-    pidfile = _pidfile()
+    pidfile = Path(args.pidfile)
     url = f"http://127.0.0.1:{args.port}"
     if pidfile.exists() and launcher.pid_alive(int(pidfile.read_text().strip())):
         print(f"local AI Core already running at {url} (pid {pidfile.read_text().strip()})")
         return 0
     templates = [Path(t) for t in args.templates] or [REPO_ROOT / "manifests" / "aicore"]
-    log_path = LOCAL / "logs" / "aicore.log"
+    log_path = Path(args.log)
     proc = launcher.start(
         data_dir=data_dir,
         port=args.port,
         log_path=log_path,
         templates=templates,
         runtime=args.runtime,
+        extra_args=args.extra,
     )
     pidfile.parent.mkdir(parents=True, exist_ok=True)
     pidfile.write_text(str(proc.pid))
@@ -131,7 +129,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    pidfile = _pidfile()
+    pidfile = Path(args.pidfile)
     pid = int(pidfile.read_text().strip()) if pidfile.exists() else None
     launcher.stop(pid, Path(args.data).resolve())
     pidfile.unlink(missing_ok=True)
@@ -175,10 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--runtime", choices=["process", "podman", "noop"], default="process")
     up.add_argument("--service-key", default=str(LOCAL / "aicore-service-key.json"))
     up.add_argument("--no-seed", action="store_true", help="skip the object store seed")
+    up.add_argument("--pidfile", default=str(LOCAL / "aicore.pid"))
+    up.add_argument("--log", default=str(LOCAL / "logs" / "aicore.log"))
+    up.add_argument("--extra", action="append", default=[], help="extra `serve` argument")
     up.set_defaults(func=cmd_up)
 
     down = sub.add_parser("down", help="stop the background emulator and its predictors")
     down.add_argument("--data", default=str(LOCAL / "aicore"))
+    down.add_argument("--pidfile", default=str(LOCAL / "aicore.pid"))
     down.set_defaults(func=cmd_down)
 
     args = parser.parse_args(argv)

@@ -2,7 +2,7 @@
 
 HTTP faults (latency, 429 with Retry-After, 5xx, dropped connections) are applied by an ASGI
 middleware in front of every route except `/_emulator/*`, filtered by a path regex. Lifecycle
-faults (slow PENDING, the next starts going DEAD) are read by the deployment lifecycle.
+faults (slow UNKNOWN/PENDING, the next starts going DEAD) are read by the deployment lifecycle.
 A fault fires either for the next `count` matching requests or for a `rate` (fraction) of them;
 the rate is deterministic (every 1/rate-th request) so tests can count on it.
 """
@@ -83,6 +83,7 @@ class Faults:
     latency_path: re.Pattern[str] = field(default_factory=lambda: re.compile(DEFAULT_PATH))
     http: dict[str, HttpFault] = field(default_factory=dict)
     pending_hold_s: float = 0.0
+    unknown_hold_s: float = 0.0
     dead_next: Trigger = field(default_factory=Trigger)
     dead_message: str = "Injected fault: the predictor failed to start"
 
@@ -92,6 +93,7 @@ class Faults:
         self.latency_path = re.compile(DEFAULT_PATH)
         self.http.clear()
         self.pending_hold_s = 0.0
+        self.unknown_hold_s = 0.0
         self.dead_next = Trigger()
 
     def take_dead(self) -> str | None:
@@ -103,6 +105,7 @@ class Faults:
             "latency": {"seconds": self.latency_s, "path": self.latency_path.pattern},
             **{kind: f.wire() for kind, f in self.http.items()},
             "pending_seconds": self.pending_hold_s,
+            "unknown_seconds": self.unknown_hold_s,
             "dead_next": {**self.dead_next.wire(), "message": self.dead_message},
         }
 
@@ -114,6 +117,7 @@ class Faults:
             "server_error",
             "drop_connection",
             "pending_seconds",
+            "unknown_seconds",
             "dead_next",
             "runtime",
             "expire_tokens",
@@ -146,6 +150,8 @@ class Faults:
             self.http[kind] = fault
         if "pending_seconds" in body:
             self.pending_hold_s = _num(body, "", "pending_seconds", 0.0)
+        if "unknown_seconds" in body:
+            self.unknown_hold_s = _num(body, "", "unknown_seconds", 0.0)
         if "dead_next" in body:
             spec = _obj(body, "dead_next")
             self.dead_next = _trigger(spec, "dead_next")

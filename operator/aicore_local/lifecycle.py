@@ -218,7 +218,7 @@ class Lifecycle:
             await asyncio.sleep(hold)
 
     async def _run_create(self, dep: Deployment, prepared: Prepared) -> None:
-        await asyncio.sleep(self.emu.settings.unknown_s)
+        await asyncio.sleep(max(self.emu.settings.unknown_s, self.emu.faults.unknown_hold_s))
         dep.set_status("PENDING")
         await self._hold_pending(dep)
         try:
