@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -766,14 +766,15 @@ async def test_secret_and_tokens_never_in_logs_or_errors(
         fake.on("GET", "/lm/deployments/d1", reply(401), echo_api)
         fake.on("POST", "/lm/deployments", echo_api)
         fake.on("GET", "/lm/deployments", fail(httpx.ConnectError, f"refused {SECRET}"))
-        for call in (
-            client.get_deployment("d1", resource_group=RG),
-            client.create_deployment("c1", resource_group=RG),
-            client.list_deployments(resource_group=RG),
-        ):
-            with pytest.raises(AICoreError) as info:
-                await call
-            errors.append(info.value)
+        calls: list[Callable[[], Awaitable[object]]] = [
+            lambda: client.get_deployment("d1", resource_group=RG),
+            lambda: client.create_deployment("c1", resource_group=RG),
+            lambda: client.list_deployments(resource_group=RG),
+        ]
+        for call in calls:
+            with pytest.raises(AICoreError) as caught:
+                await call()
+            errors.append(caught.value)
         token = await client.get_token()
         headers = await client.inference_headers(RG)
         assert headers["Authorization"] == f"Bearer {token}"
