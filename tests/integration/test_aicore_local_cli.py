@@ -1,0 +1,143 @@
+"""`python -m aicore_local up|down`: background start with pidfile, log, seed and service key, and
+a `down` that leaves no predictor process behind (also after the server itself was killed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aicore_local import launcher
+from tests.fixtures.aicore import (
+    COMMAND_EXECUTABLE,
+    FAKE_PREDICTOR,
+    TEST_SCENARIO,
+    TEST_TEMPLATES,
+    free_port,
+)
+from tests.integration.test_aicore_local_sdk import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aicore_local", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def alive(pid: int) -> bool:
+    if not Path(f"/proc/{pid}").exists():
+        return False
+    # A zombie (exited, not yet reaped by its parent) is not a running process.
+    return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+
+
+class Instance:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.data = root / "data"
+        self.key = root / "key.json"
+        self.pidfile = root / "aicore.pid"
+
+    def up(self) -> subprocess.CompletedProcess[str]:
+        return cli(
+            "up",
+            "--port",
+            str(self.port),
+            "--data",
+            str(self.data),
+            "--service-key",
+            str(self.key),
+            "--pidfile",
+            str(self.pidfile),
+            "--log",
+            str(self.root / "aicore.log"),
+            "--templates",
+            str(TEST_TEMPLATES),
+            "--extra=--unknown-seconds=0.1",
+        )
+
+    def down(self) -> subprocess.CompletedProcess[str]:
+        return cli("down", "--data", str(self.data), "--pidfile", str(self.pidfile))
+
+    def start_fake_deployment(self) -> int:
+        """A RUNNING deployment of the fake predictor; returns the predictor's pid."""
+        key = json.loads(self.key.read_text())
+        headers = {"Authorization": f"Bearer {launcher.token(key)}", "AI-Resource-Group": "default"}
+        api = f"{key['serviceurls']['AI_API_URL']}/v2/lm"
+        config = httpx.post(
+            f"{api}/configurations",
+            headers=headers,
+            json={
+                "name": "cli",
+                "scenarioId": TEST_SCENARIO,
+                "executableId": COMMAND_EXECUTABLE,
+                "parameterBindings": [{"key": "script", "value": str(FAKE_PREDICTOR)}],
+            },
+        ).json()
+        dep = httpx.post(
+            f"{api}/deployments", headers=headers, json={"configurationId": config["id"]}
+        ).json()
+        wait_for(
+            lambda: (
+                httpx.get(f"{api}/deployments/{dep['id']}", headers=headers).json()["status"]
+                == "RUNNING"
+            ),
+            what="fake deployment RUNNING",
+        )
+        info = httpx.get(f"{key['url']}/_emulator/deployments/{dep['id']}/predictor").json()
+        return int(info["pid"])
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[Instance]:
+    inst = Instance(tmp_path)
+    yield inst
+    inst.down()
+
+
+def test_up_seeds_writes_the_key_and_down_stops_everything(instance: Instance) -> None:
+    result = instance.up()
+    assert result.returncode == 0, result.stderr
+    key = json.loads(instance.key.read_text())
+    assert oct(instance.key.stat().st_mode & 0o777) == "0o600"
+    assert key["clientsecret"] not in result.stdout + result.stderr
+    assert key["url"] == key["serviceurls"]["AI_API_URL"] == f"http://127.0.0.1:{instance.port}"
+    seeded = instance.data / "objectstore" / "default" / "models" / "all-minilm-l6-v2"
+    assert (seeded / "model.safetensors").is_file()
+    headers = {"Authorization": f"Bearer {launcher.token(key)}", "AI-Resource-Group": "default"}
+    secrets = httpx.get(f"{key['url']}/v2/admin/objectStoreSecrets", headers=headers).json()
+    assert [s["name"] for s in secrets["resources"]] == ["default"]
+
+    again = instance.up()  # idempotent: a second `up` finds the running one
+    assert again.returncode == 0 and "already running" in again.stdout
+
+    server_pid = int(instance.pidfile.read_text())
+    predictor_pid = instance.start_fake_deployment()
+    assert alive(predictor_pid)
+    assert instance.down().returncode == 0
+    assert not alive(server_pid) and not alive(predictor_pid)
+    assert not instance.pidfile.exists()
+    assert not list((instance.data / "pids").glob("*.pid"))
+
+
+def test_predictors_do_not_outlive_a_killed_server(instance: Instance) -> None:
+    assert instance.up().returncode == 0
+    server_pid = int(instance.pidfile.read_text())
+    predictor_pid = instance.start_fake_deployment()
+    os.kill(server_pid, signal.SIGKILL)
+    wait_for(lambda: not alive(predictor_pid), timeout=15, what="predictor to die with the server")
+    assert instance.down().returncode == 0
+    assert not list((instance.data / "pids").glob("*.pid"))
