@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
+import httpx2  # lightkube's HTTP client: its non-JSON errors are httpx2 errors, not ApiError
 from lightkube import ApiError, AsyncClient
 from lightkube.generic_resource import create_namespaced_resource
 
@@ -147,7 +148,7 @@ class KServeBackend:
             applied = await self.client.apply(
                 InferenceService.from_dict(desired), field_manager=FIELD_MANAGER, force=True
             )
-        except ApiError as error:
+        except httpx2.HTTPStatusError as error:
             refused = self._refused(error)
             if refused is None:
                 raise
@@ -219,16 +220,21 @@ class KServeBackend:
     async def _get(self, name: str, namespace: str) -> dict[str, Any] | None:
         try:
             obj = await self.client.get(InferenceService, name, namespace=namespace)
-        except ApiError as error:
-            # NB: 404 is also what a cluster without the KServe CRD answers; apply tells the two
+        except httpx2.HTTPStatusError as error:
+            # NB: 404 is also what a cluster without the KServe CRD answers (as text/plain, so
+            # lightkube raises its HTTP client's error rather than ApiError); apply tells the two
             # apart (it succeeds when only the object is missing).
-            if error.status.code == 404:
+            if error.response.status_code == 404:
                 return None
             raise
         return _plain(obj)
 
-    def _refused(self, error: ApiError) -> Outcome | None:
-        code, message = error.status.code, error.status.message or str(error)
+    def _refused(self, error: httpx2.HTTPStatusError) -> Outcome | None:
+        code = error.response.status_code
+        if isinstance(error, ApiError):
+            message = error.status.message or str(error)
+        else:
+            message = error.response.text[:500]
         if code == 404:
             return Outcome.stalled(
                 Reason.KSERVE_NOT_INSTALLED,
