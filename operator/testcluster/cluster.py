@@ -272,7 +272,15 @@ class Cluster:
             return 0, str(exc)
 
     def _alive(self, state: _State) -> dict[str, bool]:
-        return {c: _proc_matches(pid, state.binary, c) for c, pid in state.pids.items()}
+        alive = {}
+        for component, pid in state.pids.items():
+            proc = self._procs.get(component)
+            if proc is not None and proc.pid == pid:
+                # NB: our own child may not have exec'd yet (cmdline still shows python).
+                alive[component] = proc.poll() is None
+            else:
+                alive[component] = _proc_matches(pid, state.binary, component)
+        return alive
 
     def is_running(self) -> bool:
         """All three processes run and the API server answers /readyz."""

@@ -50,8 +50,11 @@ func runEtcd(args []string) int {
 	_ = fs.Parse(args)
 
 	cfg := embed.NewConfig()
+	cfg.Name = "testcluster"
 	cfg.Dir = *dataDir
 	cfg.LogLevel = "warn"
+	// NB: embed.NewConfig leaves this at 0, which logs every request as "expensive".
+	cfg.WarningUnaryRequestDuration = embed.DefaultWarningUnaryRequestDuration
 	cu, err := url.Parse(*clientURL)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bad --listen-client-url:", err)
