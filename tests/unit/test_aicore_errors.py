@@ -154,12 +154,17 @@ def test_long_bodies_are_truncated_and_secrets_redacted() -> None:
         ('{"client_secret": "abc123"}', "abc123"),
         ('{"access_token":"tok-value"}', "tok-value"),
         ("grant_type=client_credentials&client_secret=abc%21&x=1", "abc%21"),
-        ("bearer abc.def.ghi", "abc.def.ghi"),
+        ("bearer abcdefgh.ijklmnop.qrst", "abcdefgh.ijklmnop.qrst"),
         ("token eyJhbGciOi.eyJzdWIiOiJ4.sig here", "eyJhbGciOi.eyJzdWIiOiJ4.sig"),
     ],
 )
 def test_redact_patterns(text: str, leak: str) -> None:
     assert leak not in redact(text)
+
+
+def test_redact_keeps_ordinary_prose() -> None:
+    text = "Unauthorized: the bearer token is missing, invalid or expired"
+    assert redact(text) == text
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,7 @@ MAX_MESSAGE_CHARS = 300
 STATE_CONFLICT_CODE = "01010076"
 """AI Core's code for "Current status X cannot be changed" (reference §3.5)."""
 
-_BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+")
+_BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{16,}")
 _JWT = re.compile(r"\bey[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
 _FORM_SECRET = re.compile(r"(?i)(client_secret|access_token|password)=[^&\s\"']+")
 _JSON_SECRET = re.compile(r"(?i)(\"(?:client_?secret|access_token|password)\"\s*:\s*)\"[^\"]*\"")
