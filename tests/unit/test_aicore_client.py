@@ -619,6 +619,14 @@ async def test_patch_and_delete(client: AICoreClient, fake: Fake, clock: Clock) 
         await client.patch_deployment("d1", resource_group=RG)
 
 
+async def test_empty_resource_group_is_refused_before_any_request(
+    client: AICoreClient, fake: Fake
+) -> None:
+    with pytest.raises(ValueError, match="resource_group"):
+        await client.get_deployment("d1", resource_group=" ")
+    assert fake.requests == []
+
+
 async def test_path_parameters_are_quoted(client: AICoreClient, fake: Fake) -> None:
     with pytest.raises(NotFound):
         await client.get_deployment("../admin", resource_group=RG)

@@ -154,6 +154,8 @@ class Session:
         ``template`` is the endpoint relative to ``…/v2`` with ``{name}`` placeholders, filled from
         ``path_params`` (quoted); ``url`` overrides it for the token endpoint.
         """
+        if resource_group is not None and not resource_group.strip():
+            raise ValueError("resource_group must name an AI Core resource group, e.g. 'default'")
         if url is None:
             quoted = {k: quote(v, safe="") for k, v in (path_params or {}).items()}
             url = self._key.api_url + template.format(**quoted)
