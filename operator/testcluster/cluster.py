@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import shutil
@@ -282,15 +283,32 @@ class Cluster:
                 alive[component] = _proc_matches(pid, state.binary, component)
         return alive
 
-    def is_running(self) -> bool:
-        """All three processes run and the API server answers /readyz."""
+    def is_running(self, *, patience: float = 10.0) -> bool:
+        """All three processes run and the API server answers /readyz.
+
+        While the processes live, /readyz gets `patience` seconds: a busy machine must not make
+        `up` mistake a slow cluster for a dead one (and restart it).
+        """
         state = self._state()
         if state is None or set(state.pids) != set(COMPONENTS):
             return False
-        if not all(self._alive(state).values()):
-            return False
-        status, _ = self._get(f"{state.server}/readyz", token=self.admin_token)
-        return status == 200
+        deadline = time.monotonic() + patience
+        while all(self._alive(state).values()):
+            if self._get(f"{state.server}/readyz", token=self.admin_token)[0] == 200:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+        return False
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialize start/stop of this state dir across processes (`make up` racing a test)."""
+        self.state_dir.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.state_dir.with_name(self.state_dir.name + ".lock")
+        with lock_path.open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -300,9 +318,14 @@ class Cluster:
         Returns False if it was already running (nothing done), True if it was started.
         With `detach=False` the processes die with the calling process (for test fixtures).
         """
-        if self.is_running():
-            return False
-        self.stop()  # stale or half-started leftovers: clean slate
+        with self._locked():
+            if self.is_running():
+                return False
+            self._stop()  # stale or half-started leftovers: clean slate
+            self._start(timeout=timeout, detach=detach)
+            return True
+
+    def _start(self, *, timeout: float, detach: bool) -> None:
         binary = str(built_binary())
         last: ClusterError | None = None
         # NB: free ports are picked before the servers bind them; another process may win the
@@ -310,10 +333,10 @@ class Cluster:
         for _ in range(3):
             try:
                 self._start_once(binary, timeout=timeout, detach=detach)
-                return True
+                return
             except ClusterError as exc:
                 last = exc
-                self.stop()
+                self._stop()
                 if "address already in use" not in str(exc):
                     raise
         assert last is not None
@@ -477,9 +500,12 @@ class Cluster:
     def stop(self, *, timeout: float = 20.0) -> None:
         """Terminate every process of this cluster and remove the state directory.
 
-        Safe to call when nothing runs. Logs and kubeconfigs outside the state dir are removed
-        too (kubeconfigs) or kept (logs).
+        Safe to call when nothing runs. Removes the kubeconfigs too; keeps the logs.
         """
+        with self._locked():
+            self._stop(timeout=timeout)
+
+    def _stop(self, *, timeout: float = 20.0) -> None:
         state = self._state()
         if state is not None:
             # Controller manager first (it would only log errors otherwise), then the API

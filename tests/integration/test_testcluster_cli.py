@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from testcluster import ClusterError, built_binary
+from testcluster import Cluster, ClusterError, built_binary
 from tests.fixtures.cluster import KUBECTL
 
 pytestmark = pytest.mark.integration
@@ -85,3 +85,22 @@ def test_up_is_detached_idempotent_and_down_cleans_up(tmp_path: Path) -> None:
     assert not state.exists()
     assert not (tmp_path / "kubeconfig").exists()
     assert _cli("status", *paths).returncode == 1
+
+
+def test_failed_start_names_the_step_and_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "broken-testcluster"
+    broken.write_text('#!/bin/sh\necho "cannot start $1: disk on fire" >&2\nexit 3\n')
+    broken.chmod(0o755)
+    monkeypatch.setenv("TESTCLUSTER_BIN", str(broken))
+    cluster = Cluster(tmp_path / "cluster", log_dir=tmp_path / "logs")
+
+    with pytest.raises(ClusterError) as err:
+        cluster.start(timeout=10)
+
+    message = str(err.value)
+    assert "step 'etcd health'" in message
+    assert str(tmp_path / "logs" / "etcd.log") in message
+    assert "cannot start etcd: disk on fire" in message  # the log tail comes along
+    assert not (tmp_path / "cluster").exists()  # a failed start leaves no state behind
