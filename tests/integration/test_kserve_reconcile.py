@@ -462,3 +462,23 @@ def install_isvc_crd(kubectl: Kubectl) -> None:
 
     # NB: `kubectl wait` errors out on a CRD whose status has no conditions yet; poll instead.
     wait_until(established, what=f"crd/{ISVC} to be Established", timeout=60)
+
+
+async def test_api_server_rejection_is_stalled_with_its_message(
+    kubectl: Kubectl,
+    namespace: str,
+    kserve_crds: object,
+    embedding_crd: str,
+    backend: KServeBackend,
+) -> None:
+    # Our CRD takes any string as a quantity; KServe's schema checks the quantity pattern.
+    model = create_model(
+        kubectl, namespace, "minilm", {"kserve": {"resources": {"requests": {"cpu": "lots"}}}}
+    )
+    result = await backend.reconcile(context(model))
+    assert (result.outcome.state, result.outcome.reason) == (
+        "stalled",
+        Reason.INFERENCE_SERVICE_REJECTED,
+    ), explain(result)
+    assert "resources.requests.cpu" in result.outcome.message, result.outcome.message
+    assert not kubectl.exists(ISVC, "minilm", "-n", namespace)

@@ -149,7 +149,7 @@ class KServeBackend:
                 InferenceService.from_dict(desired), field_manager=FIELD_MANAGER, force=True
             )
         except httpx2.HTTPStatusError as error:
-            refused = self._refused(error)
+            refused = refusal(error, self.settings.intervals.stalled)
             if refused is None:
                 raise
             return self._result(refused)
@@ -229,26 +229,6 @@ class KServeBackend:
             raise
         return _plain(obj)
 
-    def _refused(self, error: httpx2.HTTPStatusError) -> Outcome | None:
-        code = error.response.status_code
-        if isinstance(error, ApiError):
-            message = error.status.message or str(error)
-        else:
-            message = error.response.text[:500]
-        if code == 404:
-            return Outcome.stalled(
-                Reason.KSERVE_NOT_INSTALLED,
-                f"the InferenceService API ({ISVC_API_VERSION}) is not served by this cluster: "
-                "install KServe (its CRDs and controller); the operator checks again every "
-                f"{self.settings.intervals.stalled:.0f}s",
-            )
-        if code in (400, 422) or (code == 403 and "admission webhook" in message):
-            return Outcome.stalled(
-                Reason.INFERENCE_SERVICE_REJECTED,
-                f"the API server refused the InferenceService: {message}",
-            )
-        return None
-
     def _result(
         self,
         outcome: Outcome,
@@ -273,6 +253,33 @@ class KServeBackend:
             serving=serving,
             events=events or [],
         )
+
+
+def refusal(error: httpx2.HTTPStatusError, recheck_seconds: float) -> Outcome | None:
+    """The Stalled outcome for an apply the user must fix, or None for errors to retry.
+
+    404 on apply means the InferenceService resource is not served at all (no KServe CRD);
+    400/422 and admission-webhook denials (KServe's validator may answer 403) carry the API
+    server's reason. Anything else (RBAC, 409, 5xx) is for the shell's back-off.
+    """
+    code = error.response.status_code
+    if isinstance(error, ApiError):
+        message = error.status.message or str(error)
+    else:
+        message = error.response.text[:500]
+    if code == 404:
+        return Outcome.stalled(
+            Reason.KSERVE_NOT_INSTALLED,
+            f"the InferenceService API ({ISVC_API_VERSION}) is not served by this cluster: "
+            "install KServe (its CRDs and controller); the operator checks again every "
+            f"{recheck_seconds:.0f}s",
+        )
+    if code in (400, 422) or (code == 403 and "admission webhook" in message):
+        return Outcome.stalled(
+            Reason.INFERENCE_SERVICE_REJECTED,
+            f"the API server refused the InferenceService: {message}",
+        )
+    return None
 
 
 def _plain(obj: Any) -> dict[str, Any]:
