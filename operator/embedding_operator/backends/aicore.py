@@ -42,6 +42,7 @@ from embedding_operator.backends.base import (
     Reconciled,
 )
 from embedding_operator.plan.aicore import (
+    ACTIVE,
     Names,
     StepKind,
     names_for,
@@ -375,7 +376,14 @@ class AICoreBackend:
                     await client.delete_deployment(dep_id, resource_group=rg)
 
         endpoint = None
-        if deployment is not None and deployment.deployment_url and outcome.state == "ready":
+        # NB: during a rollout the old configuration keeps serving at the same URL, so the
+        # endpoint stays published until the deployment stops.
+        if (
+            deployment is not None
+            and deployment.deployment_url
+            and deployment.status in ACTIVE
+            and not spec.suspend
+        ):
             endpoint = deployment.deployment_url.rstrip("/") + spec.serving.url_prefix
         status = AICoreStatus(
             artifact_id=artifact_id,

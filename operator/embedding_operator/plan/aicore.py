@@ -235,7 +235,6 @@ def _plan_suspend(current: Deployment | None) -> Step:
             StepKind.STOP,
             Outcome.progressing(Reason.SUSPENDING, f"stopping deployment {current.id}"),
             deployment_id=current.id,
-            events=[Event.normal("Suspending", f"stopping AI Core deployment {current.id}")],
         )
     # UNKNOWN cannot be stopped yet (AI Core answers a state conflict); STOPPING just takes time.
     return Step(
