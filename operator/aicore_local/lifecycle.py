@@ -65,6 +65,8 @@ class Lifecycle:
         self.starting: dict[str, Predictor] = {}  # a predictor not yet healthy
         self._runtimes: dict[str, Runtime] = {}
         self.cleanups: dict[str, set[asyncio.Task[Any]]] = {}  # stops of abandoned predictors
+        self.inflight: dict[int, int] = {}  # id(predictor) -> requests the proxy is forwarding
+        self.drained: dict[int, asyncio.Event] = {}  # set when a draining predictor is idle
 
     # -- helpers ------------------------------------------------------------------------------
     def runtime(self, name: str) -> Runtime:
@@ -303,7 +305,38 @@ class Lifecycle:
         dep.set_status("RUNNING")
         self.emu.background(self._watch(dep, predictor), f"watch:{dep.id}")
         if old is not None:
+            await self._drain(old)
             await old.stop()
+
+    # -- request accounting for the proxy (lets an update drain the old predictor) ------------
+    def acquire(self, deployment_id: str) -> Predictor | None:
+        predictor = self.serving.get(deployment_id)
+        if predictor is not None:
+            self.inflight[id(predictor)] = self.inflight.get(id(predictor), 0) + 1
+        return predictor
+
+    def release(self, predictor: Predictor) -> None:
+        left = self.inflight.get(id(predictor), 1) - 1
+        if left > 0:
+            self.inflight[id(predictor)] = left
+        else:
+            self.inflight.pop(id(predictor), None)
+            idle = self.drained.get(id(predictor))
+            if idle is not None:
+                idle.set()
+
+    async def _drain(self, predictor: Predictor, within_s: float = 30.0) -> None:
+        """Let requests already forwarded to `predictor` finish before it is stopped."""
+        # NB: the proxy no longer hands out `predictor`, so its count only goes down.
+        if not self.inflight.get(id(predictor)):
+            return
+        idle = self.drained.setdefault(id(predictor), asyncio.Event())
+        try:
+            await asyncio.wait_for(idle.wait(), within_s)
+        except TimeoutError:
+            log.warning("predictor still busy after %ss; stopping it anyway", within_s)
+        finally:
+            self.drained.pop(id(predictor), None)
 
     async def _watch(self, dep: Deployment, predictor: Predictor) -> None:
         rc = await predictor.wait_exit()

@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from .errors import error_response
 from .model import now
+from .runtime.base import Predictor
 from .state import Emulator, InferenceCall
 
 # Hop-by-hop headers, plus the gateway's own credentials that the model server must not see.
@@ -44,13 +45,29 @@ class InferenceProxy:
     async def handle(self, request: Request) -> Response:
         did = request.path_params["deployment_id"]
         sub = "/" + request.path_params.get("path", "")
-        target = request.url.path
-        status = await self._forward_status(request, did)
-        if isinstance(status, Response):
-            self._record(did, request.method, sub, status.status_code)
-            return status
-        base = status
-        url = base + sub
+        refused = self._refuse(request, did)
+        if refused is not None:
+            self._record(did, request.method, sub, refused.status_code)
+            return refused
+        lifecycle = self.emu.lifecycle
+        predictor = lifecycle.acquire(did)
+        if predictor is None or predictor.base_url is None:
+            if predictor is not None:
+                lifecycle.release(predictor)
+            response = self._not_serving(request, did)
+            self._record(did, request.method, sub, response.status_code)
+            return response
+        try:
+            return await self._forward(request, did, sub, predictor)
+        except BaseException:
+            lifecycle.release(predictor)
+            raise
+
+    async def _forward(
+        self, request: Request, did: str, sub: str, predictor: Predictor
+    ) -> Response:
+        """Forward to `predictor`; it is released once the response body has been sent."""
+        url = f"{predictor.base_url}{sub}"
         if request.url.query:
             url += "?" + request.url.query
         headers = [
@@ -62,22 +79,30 @@ class InferenceProxy:
         try:
             response = await self.client.send(upstream, stream=True)
         except httpx.HTTPError as exc:
+            self.emu.lifecycle.release(predictor)
             self._record(did, request.method, sub, 503)
             return error_response(
-                503, f"Deployment {did} is not reachable: {type(exc).__name__}", target=target
+                503,
+                f"Deployment {did} is not reachable: {type(exc).__name__}",
+                target=request.url.path,
             )
         self._record(did, request.method, sub, response.status_code)
+
+        async def done() -> None:
+            await response.aclose()
+            self.emu.lifecycle.release(predictor)
+
         return StreamingResponse(
             response.aiter_raw(),
             status_code=response.status_code,
             headers={
                 k: v for k, v in response.headers.items() if k.lower() not in DROP_RESPONSE_HEADERS
             },
-            background=BackgroundTask(response.aclose),
+            background=BackgroundTask(done),
         )
 
-    async def _forward_status(self, request: Request, did: str) -> Response | str:
-        """The predictor's base URL, or the error response the gateway gives instead."""
+    def _refuse(self, request: Request, did: str) -> Response | None:
+        """The gateway's auth and routing checks; None when the request may pass."""
         target = request.url.path
         if not self.emu.tokens.bearer_ok(request):
             return error_response(
@@ -97,20 +122,16 @@ class InferenceProxy:
             return error_response(
                 404, f"Deployment {did} not found in resource group {rg}", target=target
             )
-        predictor = self.emu.lifecycle.serving.get(did)
-        if predictor is None:
-            return error_response(
-                503,
-                f"Deployment {did} is {dep.status}; it serves requests only while RUNNING",
-                target=target,
-            )
-        if predictor.base_url is None:
-            return error_response(
-                503,
-                f"Deployment {did} runs on the noop runtime: no predictor process serves it",
-                target=target,
-            )
-        return predictor.base_url
+        return None
+
+    def _not_serving(self, request: Request, did: str) -> Response:
+        dep = self.emu.deployments.get(did)
+        if did in self.emu.lifecycle.serving:
+            message = f"Deployment {did} runs on the noop runtime: no predictor process serves it"
+        else:
+            status = dep.status if dep is not None else "gone"
+            message = f"Deployment {did} is {status}; it serves requests only while RUNNING"
+        return error_response(503, message, target=request.url.path)
 
     def _record(self, did: str, method: str, path: str, status: int) -> None:
         self.emu.inference_calls.append(InferenceCall(did, method, path, status, now()))
