@@ -276,6 +276,13 @@ def test_deployment_mode_is_never_changed(
         assert "spec.kserve.deploymentMode" in message and "re-create" in message
 
 
+def test_mode_recorded_in_status_counts_when_the_annotation_is_gone() -> None:
+    spec = spec_of({**CASES["cpu-hf"], "kserve": {"deploymentMode": "Standard"}})
+    live = {"metadata": {"name": "minilm"}, "status": {"deploymentMode": "Serverless"}}
+    assert deployment_mode(spec, live) == "Serverless"
+    assert mode_change_refused(spec, live) is not None
+
+
 def test_default_mode_is_standard() -> None:
     assert deployment_mode(spec_of(CASES["cpu-hf"]), None) == "Standard"
 

@@ -173,29 +173,15 @@ class KServeBackend:
         found = assess(spec, applied_obj)
         outcome, serving = found.outcome, None
         if outcome.state == "ready" and events:
-            # NB: KServe's Ready still describes the previous spec right after our write; its
-            # status.observedGeneration is not reliable in Standard mode (it copies the
-            # Deployment's), so wait one poll for KServe to react instead of reporting Ready.
-            verb = "created" if live is None else "updated"
+            # NB: KServe's Ready still describes the previous spec right after our write, and its
+            # status.observedGeneration cannot tell (in Standard mode it copies the Deployment's),
+            # so give KServe one poll to react instead of reporting Ready.
             outcome = Outcome.progressing(
                 Reason.CREATING if live is None else Reason.UPDATING,
-                f"{verb} InferenceService {ref.name}; waiting for KServe to roll it out",
+                f"applied InferenceService {ref.name}; waiting for KServe to roll it out",
             )
         elif outcome.state == "ready":
-            interval = CHECK_INTERVAL
-            previous = ctx.status
-            if found.check_url and check_due(previous, ref.generation, ctx.now, interval):
-                result = await self.checker(found.check_url, spec.model.name)
-                outcome, serving = judge_serving(spec, ref.name, result, ctx.now)
-            elif found.check_url and previous.serving is not None:
-                outcome = reuse_serving(ref.name, previous.serving)
-            else:
-                outcome, serving = judge_serving(
-                    spec,
-                    ref.name,
-                    CheckResult(reachable=False, error="KServe reports no URL"),
-                    ctx.now,
-                )
+            outcome, serving = await self._verify(ctx, found.check_url)
 
         refused_mode = mode_change_refused(spec, live)
         if refused_mode is not None:
@@ -208,6 +194,21 @@ class KServeBackend:
             serving=serving,
             events=events,
         )
+
+    async def _verify(
+        self, ctx: ReconcileContext, url: str | None
+    ) -> tuple[Outcome, ServingStatus | None]:
+        """Ready per KServe: one real embedding request decides (at most once per interval)."""
+        name, previous = ctx.ref.name, ctx.status
+        if url is None:
+            missing = CheckResult(reachable=False, error="KServe reports no URL")
+            return judge_serving(ctx.spec, name, missing, ctx.now)
+        if previous.serving is not None and not check_due(
+            previous, ctx.ref.generation, ctx.now, CHECK_INTERVAL
+        ):
+            return reuse_serving(name, previous.serving), None
+        result = await self.checker(url, ctx.spec.model.name)
+        return judge_serving(ctx.spec, name, result, ctx.now)
 
     async def finalize(self, ctx: ReconcileContext) -> Finalized:
         # The InferenceService carries a controller owner reference: the garbage collector

@@ -93,11 +93,19 @@ def normalize_mode(value: str) -> str:
 
 
 def live_mode(live: Mapping[str, Any] | None) -> str | None:
-    """The deploymentMode annotation of the live object, exactly as written (maybe legacy)."""
+    """The mode the live object runs in, exactly as written (maybe a legacy name).
+
+    The annotation when present; else the mode KServe resolved and recorded in
+    `status.deploymentMode` (an object whose annotation someone removed still runs in it).
+    """
     if not live:
         return None
     value = _annotations(live).get(DEPLOYMENT_MODE_ANNOTATION)
-    return value if isinstance(value, str) and value else None
+    if isinstance(value, str) and value:
+        return value
+    status = live.get("status")
+    recorded = status.get("deploymentMode") if isinstance(status, Mapping) else None
+    return recorded if isinstance(recorded, str) and recorded else None
 
 
 def deployment_mode(spec: EmbeddingModelSpec, live: Mapping[str, Any] | None) -> str:
