@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help venv infinity-venv testcluster-bin cluster cluster-down aicore aicore-down \
-	podman images run demo up down test test-fast lint fmt crds generate
+	podman images system-deps demo up down test test-fast lint fmt crds generate
 
 help:
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -44,6 +44,19 @@ podman: ## Install podman/buildah and the locally made Debian base image
 images: podman ## Build the serving image and the operator image with podman
 	scripts/build-images.sh
 
+system-deps: ## Debian packages the tests use (lua5.1 for the Argo CD health check, podman)
+	scripts/ensure-lua.sh
+	scripts/ensure-podman.sh
+
+demo: venv testcluster-bin infinity-venv ## The main job end to end on the local sandbox, then clean up
+	$(PY) scripts/sandbox.py demo
+
+up: venv testcluster-bin infinity-venv ## Like demo, but leave cluster, AI Core and operator running
+	$(PY) scripts/sandbox.py up
+
+down: venv ## Stop what `make up` started
+	$(PY) scripts/sandbox.py down
+
 crds generate: venv ## Regenerate crds/ and manifests/aicore/ from the Python sources of truth
 	$(PY) -m embedding_operator.cli generate
 
@@ -56,7 +69,7 @@ fmt: venv
 	$(VENV)/bin/ruff format operator tests
 	$(VENV)/bin/ruff check --fix operator tests
 
-test: venv testcluster-bin infinity-venv ## The whole test suite (starts its own cluster and local AI Core)
+test: venv testcluster-bin infinity-venv system-deps ## The whole suite (starts its own cluster and AI Core)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 test-fast: venv ## Pure tests only
