@@ -175,6 +175,39 @@ def test_logs_carry_the_predictor_output(client: AICoreV2Client, minilm: Any) ->
     assert "Uvicorn running on http://127.0.0.1:" in text  # infinity itself
 
 
+def test_configuration_update_serves_throughout(
+    aicore: LocalAICore, client: AICoreV2Client, minilm: Any
+) -> None:
+    """PATCH configurationId with real infinity: the new server answers before the old stops."""
+    old = client.configuration.get(minilm.configuration_id)
+    new = client.configuration.create(
+        name="minilm-batch-16",
+        scenario_id=TEST_SCENARIO,
+        executable_id=INFINITY_EXECUTABLE,
+        parameter_bindings=[
+            ParameterBinding("modelName", MODEL),
+            ParameterBinding("batchSize", "16"),
+        ],
+        input_artifact_bindings=old.input_artifact_bindings,
+    )
+    old_pid = aicore.admin.predictor(minilm.id)["pid"]
+    client.deployment.modify(minilm.id, configuration_id=new.id)
+    oc = openai_client(aicore, minilm.deployment_url)
+    requests = 0
+    while client.deployment.get(minilm.id).status != Status.RUNNING:
+        # Any failure raises here: the old server must keep answering until the switch.
+        assert len(oc.embeddings.create(model=MODEL, input=["still served"]).data) == 1
+        requests += 1
+    assert requests > 0
+    dep = client.deployment.get(minilm.id)
+    assert dep.latest_running_configuration_id == new.id
+    assert dep.deployment_url == minilm.deployment_url
+    assert aicore.admin.predictor(minilm.id)["pid"] != old_pid
+    models = httpx.get(f"{minilm.deployment_url}/v1/models", headers=aicore.headers()).json()
+    assert models["data"][0]["stats"]["batch_size"] == 16  # the new configuration serves
+    wait_for(lambda: not os.path.exists(f"/proc/{old_pid}"), what="old predictor to stop")
+
+
 @pytest.mark.skipif(
     not (OPERATOR_TEMPLATES / "serving-template.yaml").is_file(),
     reason="manifests/aicore/serving-template.yaml has not been generated",
