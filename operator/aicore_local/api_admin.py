@@ -105,7 +105,7 @@ async def delete_rg(request: Request, ctx: Ctx) -> Response:
 
     async def deprovision() -> None:
         for dep in [d for d in emu.deployments.values() if d.resource_group == rg.id]:
-            await emu.lifecycle._release(dep)
+            await emu.lifecycle.stop_predictors(dep)
             emu.deployments.pop(dep.id, None)
         emu.artifacts = {k: a for k, a in emu.artifacts.items() if a.resource_group != rg.id}
         emu.configurations = {

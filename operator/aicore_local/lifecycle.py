@@ -350,7 +350,7 @@ class Lifecycle:
                 reason += f": {tail[-1].strip()}"
             dep.set_status("DEAD", reason)
 
-    async def _release(self, dep: Deployment) -> None:
+    async def stop_predictors(self, dep: Deployment) -> None:
         predictors = [
             p for p in (self.serving.pop(dep.id, None), self.starting.pop(dep.id, None)) if p
         ]
@@ -360,12 +360,12 @@ class Lifecycle:
         dep.running_replicas = 0
 
     async def _run_stop(self, dep: Deployment) -> None:
-        await self._release(dep)
+        await self.stop_predictors(dep)
         await asyncio.sleep(self.emu.settings.stopping_s)
         dep.set_status("STOPPED")
 
     async def _run_delete(self, dep: Deployment) -> None:
-        await self._release(dep)
+        await self.stop_predictors(dep)
         await asyncio.sleep(self.emu.settings.delete_s)
         self.emu.deployments.pop(dep.id, None)
         self.tasks.pop(dep.id, None)
@@ -377,7 +377,7 @@ class Lifecycle:
         await asyncio.sleep(seconds)
         if self.emu.deployments.get(dep.id) is not dep or dep.target_status == "DELETED":
             return
-        await self._release(dep)
+        await self.stop_predictors(dep)
         if dep.status not in ("DEAD", "STOPPED"):
             dep.set_status("STOPPED", "TTL expired")
         dep.target_status = "DELETED"

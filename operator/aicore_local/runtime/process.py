@@ -126,7 +126,8 @@ class ProcessRuntime:
         env["PORT"] = str(port)
         env["HOST"] = "127.0.0.1"  # run.sh binds 0.0.0.0 by default; locally stay on loopback
         argv = self._argv(spec, env)
-        log(f"starting predictor: {shlex.join(argv)}", "stdout")
+        # NB: only the program, never its arguments: ARG may carry an --api-key.
+        log(f"starting predictor: {argv[0] if argv[0] != 'bash' else argv[1]}", "stdout")
         proc, pidfile = await spawn(
             argv,
             env=env,
