@@ -19,6 +19,7 @@ from embedding_operator.plan.kserve import (
     CheckResult,
     assess,
     check_due,
+    check_interval,
     foreign_owner,
     judge_serving,
     reuse_serving,
@@ -373,6 +374,14 @@ def test_check_due_after_a_spec_change_or_a_non_ready_phase() -> None:
     assert check_due(fresh, REF.generation + 1, NOW, interval=600)
     fresh.phase = Phase.PROGRESSING
     assert check_due(fresh, REF.generation, NOW + timedelta(seconds=1), interval=600)
+
+
+def test_scale_to_zero_models_are_not_woken_by_periodic_checks() -> None:
+    old = ready_status(verified=True, dimensions=384, last_checked="2026-11-24T01:00:00Z")
+    assert check_interval(spec(replicas={"min": 0, "max": 1}), 600) is None
+    assert not check_due(old, REF.generation, NOW, interval=None)
+    assert check_due(old, REF.generation + 1, NOW, interval=None)  # a spec change still checks
+    assert check_interval(spec(), 600) == 600
 
 
 def test_reuse_serving_keeps_the_verdict() -> None:

@@ -48,6 +48,7 @@ from embedding_operator.plan.kserve import (
     CheckResult,
     assess,
     check_due,
+    check_interval,
     foreign_owner,
     judge_serving,
     mode_change_refused,
@@ -203,8 +204,9 @@ class KServeBackend:
         if url is None:
             missing = CheckResult(reachable=False, error="KServe reports no URL")
             return judge_serving(ctx.spec, name, missing, ctx.now)
+        interval = check_interval(ctx.spec, CHECK_INTERVAL)
         if previous.serving is not None and not check_due(
-            previous, ctx.ref.generation, ctx.now, CHECK_INTERVAL
+            previous, ctx.ref.generation, ctx.now, interval
         ):
             return reuse_serving(name, previous.serving), None
         result = await self.checker(url, ctx.spec.model.name)

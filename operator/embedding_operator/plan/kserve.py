@@ -494,19 +494,33 @@ class CheckResult:
 
 
 def check_due(
-    previous: EmbeddingModelStatus, generation: int, now: datetime, interval: float
+    previous: EmbeddingModelStatus, generation: int, now: datetime, interval: float | None
 ) -> bool:
-    """Whether to send a new check, or keep the last result (one request per `interval`)."""
+    """Whether to send a new check, or keep the last result (one request per `interval`).
+
+    `interval=None` checks once per generation and readiness episode only: see `check_interval`.
+    """
     serving = previous.serving
     if serving is None or serving.last_checked is None or serving.verified is False:
         return True
     if previous.phase != Phase.READY or previous.observed_generation != generation:
         return True
+    if interval is None:
+        return False
     try:
         last = datetime.fromisoformat(serving.last_checked.replace("Z", "+00:00"))
     except ValueError:
         return True
     return (now - last).total_seconds() >= interval
+
+
+def check_interval(spec: EmbeddingModelSpec, seconds: float) -> float | None:
+    """How often a Ready model is checked again: never on time alone when it may scale to zero.
+
+    NB: with `replicas.min: 0` (Knative scale to zero) a periodic request would wake the model
+    every time, so it is checked after each change and each return to Ready, not on a timer.
+    """
+    return seconds if spec.replicas.min > 0 else None
 
 
 def judge_serving(
