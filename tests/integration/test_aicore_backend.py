@@ -96,21 +96,29 @@ def assert_no_secrets(text: str, aicore) -> None:
 
 
 @pytest.mark.slow
-def test_lifecycle_ready_rollout_suspend_resume_delete(
-    kubectl, namespace, aicore, service_key_secret, start_operator
-):
+def test_lifecycle_ready_rollout_suspend_resume_delete(kubectl, namespace, aicore, start_operator):
     import openai
 
     operator = start_operator(namespace)
     kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(model()))
 
-    # 1. apply → Ready, and `kubectl wait` (what users and CI scripts run) returns.
+    # 0. No service-key Secret yet → Stalled, saying what to create; creating it is enough.
+    obj = wait_for_condition(kubectl, namespace, "m", "Stalled")
+    stalled = next(c for c in obj["status"]["conditions"] if c["type"] == "Stalled")
+    assert stalled["reason"] == "SecretNotFound" and SECRET in stalled["message"]
+    kubectl(
+        "create", "secret", "generic", SECRET, "-n", namespace,
+        f"--from-file=serviceKey={aicore.service_key_path}",
+    )  # fmt: skip
+
+    # 1. → Ready without touching the object, and `kubectl wait` (what users run) returns.
     kubectl(
         "wait", "--for=condition=Ready", "emb/m", "-n", namespace, "--timeout=300s", timeout=320
     )
     obj = emb(kubectl, namespace)
     status = obj["status"]
     assert status["phase"] == "Ready"
+    assert obj["metadata"]["generation"] == 1
     assert status["serving"]["dimensions"] == 384 and status["serving"]["verified"] is True
     deployment_id = status["aicore"]["deploymentId"]
     endpoint = status["endpoint"]
