@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .endpoint import Ctx, bool_param, endpoint, int_param, json_body, label_selector, labels_match
 from .errors import ApiError, not_found
-from .http import Ctx, bool_param, endpoint, int_param, json_body, label_selector, labels_match
 from .model import ObjectStoreSecret, ResourceGroup, now, rfc3339
 from .state import Application, Emulator, Repository
 

@@ -11,10 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .errors import ApiError, not_found
-from .http import (
+from .endpoint import (
     Ctx,
-    bool_param,
     csv_param,
     endpoint,
     int_param,
@@ -26,6 +24,7 @@ from .http import (
     search_match,
     text_count,
 )
+from .errors import ApiError, not_found
 from .model import (
     DEPLOYMENT_STATUSES,
     Artifact,
@@ -604,6 +603,3 @@ def routes(emu: Emulator) -> list[Route]:
         # NB: the spec omits AI-Resource-Group here, but docs and the SDK send it.
         r(f"{lm}/deployments/{{deployment_id}}/logs", deployment_logs, ["GET"]),
     ]
-
-
-__all__ = ["routes", "bool_param"]

@@ -17,9 +17,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import api_admin, api_lm
+from .endpoint import json_body
 from .errors import error_response
 from .faults import FaultMiddleware, FaultSpecError
-from .http import json_body
 from .proxy import InferenceProxy
 from .settings import Settings
 from .state import Emulator
