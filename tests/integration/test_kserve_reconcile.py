@@ -482,3 +482,27 @@ async def test_api_server_rejection_is_stalled_with_its_message(
     ), explain(result)
     assert "resources.requests.cpu" in result.outcome.message, result.outcome.message
     assert not kubectl.exists(ISVC, "minilm", "-n", namespace)
+
+
+async def test_hand_edits_to_our_fields_are_reverted(
+    kubectl: Kubectl,
+    namespace: str,
+    kserve_crds: object,
+    embedding_crd: str,
+    backend: KServeBackend,
+) -> None:
+    model = create_model(kubectl, namespace, "minilm", {})
+    await backend.reconcile(context(model))
+    rendered = get_isvc(kubectl, namespace, "minilm")["spec"]["predictor"]["containers"]
+    kubectl(
+        "patch", ISVC, "minilm", "-n", namespace, "--type=json", "--field-manager=kubectl-edit",
+        "-p", json.dumps([
+            {"op": "replace", "path": "/spec/predictor/containers/0/image", "value": "evil:latest"},
+            {"op": "replace", "path": "/spec/predictor/maxReplicas", "value": 9},
+        ]),
+    )  # fmt: skip
+    result = await backend.reconcile(context(model))
+    assert [e.reason for e in result.events] == [EVENT_UPDATED]
+    predictor = get_isvc(kubectl, namespace, "minilm")["spec"]["predictor"]
+    assert predictor["containers"] == rendered
+    assert predictor["maxReplicas"] == 1
