@@ -506,3 +506,47 @@ async def test_hand_edits_to_our_fields_are_reverted(
     predictor = get_isvc(kubectl, namespace, "minilm")["spec"]["predictor"]
     assert predictor["containers"] == rendered
     assert predictor["maxReplicas"] == 1
+
+
+async def test_the_shell_writes_the_backends_view_into_the_embedding_model(
+    kubectl: Kubectl,
+    kubeconfig: str,
+    namespace: str,
+    kserve_crds: object,
+    embedding_crd: str,
+    fake_infinity: FakeInfinity,
+) -> None:
+    """Contract with reconciler.py: what the backend returns lands in status as documented."""
+    from embedding_operator.reconciler import Reconciler
+
+    events: list[tuple[str, str]] = []
+    client = make_client(kubeconfig)
+    try:
+        shell = Reconciler(
+            client,
+            {"kserve": KServeBackend(client)},
+            Settings(),
+            lambda body, event: events.append((event.type, event.reason)),
+        )
+        create_model(kubectl, namespace, "minilm", {})
+        log = logging.getLogger("test.kserve")
+
+        def body() -> dict[str, Any]:
+            got: dict[str, Any] = kubectl.json("get", "embeddingmodel", "minilm", "-n", namespace)
+            return got
+
+        await shell.reconcile(body(), log)
+        kserve_reports(kubectl, namespace, "minilm", conditions=READY, url=fake_infinity.url)
+        await shell.reconcile(body(), log)
+    finally:
+        await client.close()
+
+    status = body()["status"]
+    assert status["phase"] == "Ready", status
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "ServingVerified")
+    assert status["endpoint"] == fake_infinity.url + "/v1"
+    assert status["kserve"] == {"inferenceServiceName": "minilm", "url": fake_infinity.url}
+    assert status["serving"]["verified"] is True and status["serving"]["dimensions"] == 384
+    assert ("Normal", EVENT_CREATED) in events
+    assert ("Normal", "ServingVerified") in events
