@@ -4,6 +4,7 @@ embedding-operator run [--namespace NS] [--liveness URL]   run the operator (kop
 embedding-operator crd                                     print the generated CRD
 embedding-operator template                                print the AI Core ServingTemplate
 embedding-operator generate                                rewrite crds/ and manifests/aicore/
+embedding-operator embed NAME [-n NS] [-o json] TEXT...     call a deployed model once
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from embedding_operator import embed
 from embedding_operator.api.crd import render_crd
 from embedding_operator.serving import render_serving_template
 
@@ -55,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("template", help="print the generated AI Core ServingTemplate")
     gen = sub.add_parser("generate", help="rewrite the generated files in the repository")
     gen.add_argument("--root", type=Path, default=REPO_ROOT)
+    embed.add_arguments(
+        sub.add_parser("embed", help="embed text(s) with a deployed EmbeddingModel (smoke test)")
+    )
     return parser
 
 
@@ -66,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(render_serving_template())
     elif args.command == "generate":
         _generate(args.root)
+    elif args.command == "embed":
+        return embed.main(args)
     elif args.command == "run":
         from embedding_operator.runner import run_operator  # kopf import only when running
 
