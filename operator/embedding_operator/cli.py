@@ -1,6 +1,7 @@
 """`embedding-operator`: the single entry point for the operator and its tools.
 
 embedding-operator run [--namespace NS] [--liveness URL]   run the operator (kopf)
+    [--metrics-port N] [--log-format text|json]
 embedding-operator crd                                     print the generated CRD
 embedding-operator template                                print the AI Core ServingTemplate
 embedding-operator generate                                rewrite crds/ and manifests/aicore/
@@ -53,6 +54,18 @@ def _parser() -> argparse.ArgumentParser:
         help="liveness endpoint URL (kopf's health server)",
     )
     run.add_argument("--verbose", action="store_true", help="debug logging")
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9090,
+        help="serve Prometheus metrics at :PORT/metrics (0 disables; default 9090)",
+    )
+    run.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="text lines, or one JSON object per line (default text)",
+    )
     sub.add_parser("crd", help="print the generated CustomResourceDefinition")
     sub.add_parser("template", help="print the generated AI Core ServingTemplate")
     gen = sub.add_parser("generate", help="rewrite the generated files in the repository")
@@ -76,7 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "run":
         from embedding_operator.runner import run_operator  # kopf import only when running
 
-        run_operator(namespaces=args.namespace, liveness=args.liveness, verbose=args.verbose)
+        run_operator(
+            namespaces=args.namespace,
+            liveness=args.liveness,
+            verbose=args.verbose,
+            metrics_port=args.metrics_port,
+            log_format=args.log_format,
+        )
     return 0
 
 

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import kopf
 
+from embedding_operator import logs
 from embedding_operator.api.spec import GROUP, PLURAL, VERSION
 from embedding_operator.backends.base import Event
 from embedding_operator.reconciler import Reconciler
@@ -66,7 +67,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.level = logging.WARNING  # our own Events only, plus kopf's errors
     settings.peering.standalone = True  # one replica (Recreate); no peering objects or RBAC
     settings.execution.max_workers = 20
-    memo.reconciler = await build_reconciler(post_event)
+    # NB: `memo.metrics` is set by runner.run_operator unless --metrics-port is 0.
+    memo.reconciler = await build_reconciler(post_event, metrics=memo.get("metrics"))
     memo.wakeups = Wakeups()
 
 
@@ -89,6 +91,8 @@ async def reconcile_loop(
     reconciler: Reconciler = memo.reconciler
     wakeup = memo.wakeups.event(uid)
     failures = 0
+    # NB: kopf runs each daemon as its own asyncio task, so this binding is this object's only.
+    logs.bind(body)
     try:
         while True:
             wakeup.clear()
@@ -111,6 +115,7 @@ async def reconcile_loop(
 @kopf.on.delete(*RESOURCE)
 async def finalize(body: kopf.Body, memo: kopf.Memo, logger: Logger, **_: Any) -> None:
     reconciler: Reconciler = memo.reconciler
-    result = await reconciler.finalize(body, logger)
+    with logs.about(body):
+        result = await reconciler.finalize(body, logger)
     if not result.done:
         raise kopf.TemporaryError(result.message, delay=result.retry_after)

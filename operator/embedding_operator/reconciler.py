@@ -9,6 +9,7 @@ retried with back-off, so `kubectl get emb` shows the real cause instead of a si
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,7 @@ from embedding_operator.backends.base import (
     Reconciled,
 )
 from embedding_operator.kube import patch_status
+from embedding_operator.metrics import ERROR, Metrics, backend_label
 from embedding_operator.report import (
     build_status,
     deleting_status,
@@ -65,12 +67,14 @@ class Reconciler:
         settings: Settings,
         post_event: EventPoster,
         clock: Clock = utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         self.kube = kube
         self.backends = backends
         self.settings = settings
         self.post_event = post_event
         self.clock = clock
+        self.metrics = metrics
         self._failures: dict[str, int] = {}
 
     async def close(self) -> None:
@@ -99,6 +103,29 @@ class Reconciler:
 
     async def reconcile(self, body: Mapping[str, Any], logger: Any) -> float:
         """One level-triggered pass. Returns the seconds until the next pass."""
+        started = time.monotonic()
+        result: Reconciled | None = None
+        try:
+            result = await self._reconcile(body, logger)
+            return result.requeue_after
+        finally:
+            if self.metrics is not None:
+                self._observe(body, result, time.monotonic() - started)
+
+    def _observe(self, body: Mapping[str, Any], result: Reconciled | None, seconds: float) -> None:
+        assert self.metrics is not None
+        # NB: `result` is None when the pass raised (e.g. the status write failed): nothing was
+        # written, so the phase gauge keeps the last phase that was.
+        failed = result is None or result.outcome.reason == Reason.INTERNAL_ERROR
+        self.metrics.reconciled(
+            body["metadata"]["uid"],
+            backend=backend_label((body.get("spec") or {}).get("backend")),
+            result=ERROR if failed or result is None else result.outcome.state,
+            seconds=seconds,
+            phase=result.outcome.phase.value if result is not None else None,
+        )
+
+    async def _reconcile(self, body: Mapping[str, Any], logger: Any) -> Reconciled:
         meta = body["metadata"]
         uid = meta["uid"]
         previous = EmbeddingModelStatus.model_validate(body.get("status") or {})
@@ -123,7 +150,7 @@ class Reconciler:
                     requeue_after=min(2.0**failures, self.settings.intervals.retry_max),
                 )
         await self._write(body, previous, result)
-        return result.requeue_after
+        return result
 
     async def finalize(self, body: Mapping[str, Any], logger: Any) -> Finalized:
         """Tear down remote objects; the caller keeps the finalizer until `done`."""
@@ -132,11 +159,18 @@ class Reconciler:
             spec = parse_spec(dict(body.get("spec") or {}))
         except pydantic.ValidationError:
             # NB: an object that never validated never created anything remote.
+            if self.metrics is not None:
+                self.metrics.forget(body["metadata"]["uid"])
             return Finalized(done=True, message="invalid spec: nothing was created remotely")
         ctx = self._context(body, spec, logger)
         result = await self.backends[BackendName(spec.backend)].finalize(ctx)
         for event in result.events:
             await self._post(body, event)
+        if self.metrics is not None:
+            if result.done:
+                self.metrics.forget(ctx.ref.uid)
+            else:
+                self.metrics.deleting(ctx.ref.uid, backend=spec.backend)
         if not result.done:
             status = deleting_status(
                 previous, result.message, generation=ctx.ref.generation, now=self.clock()

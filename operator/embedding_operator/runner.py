@@ -1,25 +1,37 @@
-"""Run the operator: logging set-up, then kopf's own run loop with our handlers registered."""
+"""Run the operator: logging and metrics set-up, then kopf's own run loop with our handlers."""
 
 from __future__ import annotations
 
 import logging
 
 import kopf
+from prometheus_client import REGISTRY
+
+from embedding_operator import logs
+from embedding_operator.metrics import Metrics, serve
 
 
-def run_operator(*, namespaces: list[str] | None, liveness: str, verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    # NB: httpx logs every request URL at INFO; URLs carry no secrets, but the noise hides ours.
-    for noisy in ("httpx", "httpcore", "httpx2", "httpcore2"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def run_operator(
+    *,
+    namespaces: list[str] | None,
+    liveness: str,
+    verbose: bool,
+    metrics_port: int = 0,
+    log_format: str = logs.TEXT,
+) -> None:
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.FULL, log_prefix=True)
+    logs.install(logging.getLogger().handlers[-1], log_format=log_format)  # kopf's, just added
     import embedding_operator.handlers  # noqa: F401 - registers the kopf handlers
 
+    memo = kopf.Memo()
+    if metrics_port:
+        # NB: the default registry also carries the process and Python GC collectors.
+        memo.metrics = Metrics(REGISTRY)
+        serve(memo.metrics, metrics_port)
     kopf.run(
         clusterwide=not namespaces,
         namespaces=namespaces or [],
         liveness_endpoint=liveness,
         standalone=True,
+        memo=memo,
     )

@@ -1,0 +1,157 @@
+"""Operator logging: text or JSON lines, each line about an object naming it, secrets masked.
+
+kopf's own set-up (`kopf.configure`, called by runner.py) installs the one stream handler and
+its level rules; `install` finishes that handler. kopf's per-object loggers attach `k8s_ref`
+(namespace, name, uid, ...) to their records, and its text formatter prefixes such lines with
+`[namespace/name]`. Two filters on that handler finish the job:
+
+- `ObjectContextFilter` gives `k8s_ref` to records from our own module loggers (the AI Core
+  client, the reconciler) logged while a handler works on an object: the handlers bind the object
+  with `bind(body)` / `about(body)` in a context variable, which asyncio keeps per task.
+- `RedactingFilter` is the safety net behind the clients' own redaction: it masks bearer tokens,
+  JWTs and secret-named fields (`clientsecret`, `access_token`, ...) in the message and the
+  traceback of every record, whichever logger it came from.
+
+NB: kopf's JSON formatter nests the reference under `object` and has no logger name; log
+pipelines query flat keys, so `--log-format json` uses `JsonFormatter` below: one object per
+line with timestamp, level, logger, message, and namespace/name when the line is about an object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+TEXT = "text"
+JSON = "json"
+FORMATS = (TEXT, JSON)
+REDACTED = "<redacted>"
+
+# NB: httpx logs every request URL at INFO; URLs carry no secrets, but the noise hides ours.
+_NOISY = ("httpx", "httpcore")
+
+_object: ContextVar[dict[str, Any] | None] = ContextVar("embedding_operator_object", default=None)
+
+_SECRET_FIELDS = r"client_?secret|access_token|refresh_token|id_token|password"
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+"), rf"\1{REDACTED}"),
+    (re.compile(r"\bey[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), REDACTED),
+    # "clientsecret": "…" (JSON), 'clientsecret': '…' (a Python repr), client_secret=… (a form)
+    (
+        re.compile(rf"(?i)([\"']?\b(?:{_SECRET_FIELDS})[\"']?\s*:\s*)(\"[^\"]*\"|'[^']*')"),
+        rf'\1"{REDACTED}"',
+    ),
+    (re.compile(rf"(?i)(\b(?:{_SECRET_FIELDS})=)[^&\s\"',;]+"), rf"\1{REDACTED}"),
+)
+
+
+def redact(text: str) -> str:
+    """`text` with bearer tokens, JWTs and the values of secret-named fields masked."""
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _ref(body: Mapping[str, Any]) -> dict[str, Any]:
+    meta = body.get("metadata") or {}
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "namespace": meta.get("namespace"),
+        "name": meta.get("name"),
+        "uid": meta.get("uid"),
+    }
+
+
+def bind(body: Mapping[str, Any]) -> None:
+    """From now on, log lines of the current asyncio task name the object `body`."""
+    _object.set(_ref(body))
+
+
+@contextlib.contextmanager
+def about(body: Mapping[str, Any]) -> Iterator[None]:
+    """Within this block, log lines of the current task name the object `body`."""
+    token = _object.set(_ref(body))
+    try:
+        yield
+    finally:
+        _object.reset(token)
+
+
+class ObjectContextFilter(logging.Filter):
+    """Adds the object bound by `about()` to records that carry no object of their own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "k8s_ref", None) is None:
+            ref = _object.get()
+            if ref is not None:
+                record.k8s_ref = ref
+        return True
+
+
+class RedactingFilter(logging.Filter):
+    """Masks secrets in every record's message and traceback before any formatter sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken format call must not drop the line
+            message = f"{record.msg!s} {record.args!r}"
+        clean = redact(message)
+        if clean != message or record.args:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: timestamp, level, logger, message, namespace/name, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        ref = getattr(record, "k8s_ref", None)
+        if isinstance(ref, Mapping):
+            if ref.get("namespace"):
+                doc["namespace"] = ref["namespace"]
+            doc["name"] = ref.get("name")
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            doc["exception"] = record.exc_text
+        if record.stack_info:
+            doc["stack"] = record.stack_info
+        return json.dumps(doc, default=str)
+
+
+def install(handler: logging.Handler, *, log_format: str = TEXT) -> None:
+    """Finish the operator's log handler (the one `kopf.configure` installed on the root logger).
+
+    Text lines keep kopf's formatter, which prefixes lines about an object with [namespace/name].
+    """
+    if log_format not in FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(FORMATS)}, got {log_format!r}")
+    if log_format == JSON:
+        handler.setFormatter(JsonFormatter())
+    # NB: order matters: the object is attached first, then everything is redacted.
+    handler.addFilter(ObjectContextFilter())
+    handler.addFilter(RedactingFilter())
+    for noisy in _NOISY:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
