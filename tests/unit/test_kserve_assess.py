@@ -15,12 +15,11 @@ from embedding_operator.api.conditions import Reason
 from embedding_operator.api.spec import EmbeddingModelSpec, parse_spec
 from embedding_operator.api.status import EmbeddingModelStatus, Phase, ServingStatus
 from embedding_operator.backends.base import ObjectRef
-from embedding_operator.plan.kserve import (
+from embedding_operator.plan.kserve import assess, foreign_owner
+from embedding_operator.plan.serving_check import (
     CheckResult,
-    assess,
     check_due,
     check_interval,
-    foreign_owner,
     judge_serving,
     reuse_serving,
 )
@@ -331,7 +330,7 @@ def test_judge_serving(
     verified: bool | None,
 ) -> None:
     s = spec(model={"name": "m", "uri": "hf://o/m", "dimensions": expected})
-    outcome, serving = judge_serving(s, "minilm", check, NOW)
+    outcome, serving = judge_serving(s, "InferenceService minilm", check, NOW)
     assert (outcome.state, outcome.reason) == (state, reason), outcome
     assert serving.verified is verified
     assert serving.last_checked == "2026-11-24T03:00:00Z"
@@ -385,7 +384,11 @@ def test_scale_to_zero_models_are_not_woken_by_periodic_checks() -> None:
 
 
 def test_reuse_serving_keeps_the_verdict() -> None:
-    verified = reuse_serving("minilm", ServingStatus(verified=True, dimensions=384))
+    verified = reuse_serving(
+        "InferenceService minilm", ServingStatus(verified=True, dimensions=384)
+    )
     assert verified.reason == Reason.SERVING_VERIFIED and "384" in verified.message
-    skipped = reuse_serving("minilm", ServingStatus(verified=None, message="skipped: no DNS"))
+    skipped = reuse_serving(
+        "InferenceService minilm", ServingStatus(verified=None, message="skipped: no DNS")
+    )
     assert skipped.reason == Reason.SERVING_CHECK_SKIPPED and "no DNS" in skipped.message

@@ -45,16 +45,18 @@ from embedding_operator.plan.kserve import (
     ISVC_KIND,
     ISVC_PLURAL,
     ISVC_VERSION,
-    CheckResult,
     assess,
-    check_due,
-    check_interval,
     foreign_owner,
-    judge_serving,
     mode_change_refused,
     render,
-    reuse_serving,
     spec_problem,
+)
+from embedding_operator.plan.serving_check import (
+    CheckResult,
+    check_due,
+    check_interval,
+    judge_serving,
+    reuse_serving,
 )
 from embedding_operator.settings import Settings
 
@@ -200,17 +202,17 @@ class KServeBackend:
         self, ctx: ReconcileContext, url: str | None
     ) -> tuple[Outcome, ServingStatus | None]:
         """Ready per KServe: one real embedding request decides (at most once per interval)."""
-        name, previous = ctx.ref.name, ctx.status
+        subject, previous = f"InferenceService {ctx.ref.name}", ctx.status
         if url is None:
             missing = CheckResult(reachable=False, error="KServe reports no URL")
-            return judge_serving(ctx.spec, name, missing, ctx.now)
+            return judge_serving(ctx.spec, subject, missing, ctx.now)
         interval = check_interval(ctx.spec, CHECK_INTERVAL)
         if previous.serving is not None and not check_due(
             previous, ctx.ref.generation, ctx.now, interval
         ):
-            return reuse_serving(name, previous.serving), None
+            return reuse_serving(subject, previous.serving), None
         result = await self.checker(url, ctx.spec.model.name)
-        return judge_serving(ctx.spec, name, result, ctx.now)
+        return judge_serving(ctx.spec, subject, result, ctx.now)
 
     async def finalize(self, ctx: ReconcileContext) -> Finalized:
         # The InferenceService carries a controller owner reference: the garbage collector

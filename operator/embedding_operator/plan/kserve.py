@@ -15,20 +15,19 @@ Three rules shape `render`:
   server-side apply owns it and resuming is level-triggered.
 
 `assess` reads the live object back into an `Outcome` (KServe's `Ready`, the predictor conditions,
-`modelStatus`, the `Stopped` condition) and `judge_serving` turns one real embedding request into
-the final word on Ready. Nothing here does I/O; backends/kserve.py does.
+`modelStatus`, the `Stopped` condition); when KServe says Ready, plan/serving_check.py turns one
+real embedding request into the final word. Nothing here does I/O; backends/kserve.py does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from embedding_operator.api.conditions import Outcome, Reason, timestamp
+from embedding_operator.api.conditions import Outcome, Reason
 from embedding_operator.api.spec import DeploymentMode, EmbeddingModelSpec
-from embedding_operator.api.status import EmbeddingModelStatus, KServeStatus, Phase, ServingStatus
+from embedding_operator.api.status import KServeStatus
 from embedding_operator.backends.base import ObjectRef
 from embedding_operator.serving import SERVING_PORT, container_env, image_of
 
@@ -137,7 +136,8 @@ def mode_change_refused(spec: EmbeddingModelSpec, live: Mapping[str, Any] | None
 
 def spec_problem(spec: EmbeddingModelSpec) -> str | None:
     """Why this spec cannot be rendered for KServe, naming the field and the fix; else None."""
-    own = {e["name"] for e in container_env(spec.model_copy(update={"serving": _no_env(spec)}))}
+    without_extra = spec.serving.model_copy(update={"env": []})
+    own = {e["name"] for e in container_env(spec.model_copy(update={"serving": without_extra}))}
     seen: set[str] = set()
     for i, var in enumerate(spec.serving.env):
         if var.name in own:
@@ -149,10 +149,6 @@ def spec_problem(spec: EmbeddingModelSpec) -> str | None:
             return f"spec.serving.env[{i}].name {var.name} appears twice: keep one entry"
         seen.add(var.name)
     return None
-
-
-def _no_env(spec: EmbeddingModelSpec) -> Any:
-    return spec.serving.model_copy(update={"env": []})
 
 
 # --- render ------------------------------------------------------------------------------------
@@ -332,12 +328,10 @@ class Assessment:
 def assess(spec: EmbeddingModelSpec, live: Mapping[str, Any]) -> Assessment:
     """Read KServe's status of the live InferenceService into an outcome, endpoint and status."""
     name = _name(live)
-    status = live.get("status") if isinstance(live.get("status"), Mapping) else {}
-    assert isinstance(status, Mapping)
+    status = _mapping(live.get("status"))
     conditions = _conditions(status)
     url = _str(status.get("url"))
-    address = status.get("address")
-    address_url = _str(address.get("url")) if isinstance(address, Mapping) else None
+    address_url = _str(_mapping(status.get("address")).get("url"))
     prefix = spec.serving.url_prefix
     endpoint = url.rstrip("/") + prefix if url else None
     kserve = KServeStatus(inference_service_name=name, url=url)
@@ -371,11 +365,9 @@ def assess(spec: EmbeddingModelSpec, live: Mapping[str, Any]) -> Assessment:
             )
         )
 
-    model = status.get("modelStatus") if isinstance(status.get("modelStatus"), Mapping) else {}
-    assert isinstance(model, Mapping)
+    model = _mapping(status.get("modelStatus"))
     transition = model.get("transitionStatus")
-    states = model.get("states") if isinstance(model.get("states"), Mapping) else {}
-    assert isinstance(states, Mapping)
+    states = _mapping(model.get("states"))
     failure = _failure_text(model.get("lastFailureInfo"))
     if transition == "InvalidSpec":
         return result(
@@ -476,121 +468,6 @@ def _failure_text(info: Any) -> str:
     return _cut(text)
 
 
-# --- serving check -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One embedding request against the server.
-
-    `reachable` is False when no connection could be made at all (a cluster-local name the
-    operator cannot resolve, a network policy): the check is then skipped, not failed.
-    `dimensions` is the length of the returned vector; `error` says what went wrong otherwise.
-    """
-
-    reachable: bool
-    dimensions: int | None = None
-    error: str | None = None
-
-
-def check_due(
-    previous: EmbeddingModelStatus, generation: int, now: datetime, interval: float | None
-) -> bool:
-    """Whether to send a new check, or keep the last result (one request per `interval`).
-
-    `interval=None` checks once per generation and readiness episode only: see `check_interval`.
-    """
-    serving = previous.serving
-    if serving is None or serving.last_checked is None or serving.verified is False:
-        return True
-    if previous.phase != Phase.READY or previous.observed_generation != generation:
-        return True
-    if interval is None:
-        return False
-    try:
-        last = datetime.fromisoformat(serving.last_checked.replace("Z", "+00:00"))
-    except ValueError:
-        return True
-    return (now - last).total_seconds() >= interval
-
-
-def check_interval(spec: EmbeddingModelSpec, seconds: float) -> float | None:
-    """How often a Ready model is checked again: never on time alone when it may scale to zero.
-
-    NB: with `replicas.min: 0` (Knative scale to zero) a periodic request would wake the model
-    every time, so it is checked after each change and each return to Ready, not on a timer.
-    """
-    return seconds if spec.replicas.min > 0 else None
-
-
-def judge_serving(
-    spec: EmbeddingModelSpec, name: str, check: CheckResult, now: datetime
-) -> tuple[Outcome, ServingStatus]:
-    """The final outcome for a Ready InferenceService, given one serving check."""
-    image, checked = image_of(spec), timestamp(now)
-    if not check.reachable:
-        why = check.error or "the endpoint is not reachable from the operator"
-        return (
-            Outcome.ready(
-                Reason.SERVING_CHECK_SKIPPED,
-                f"InferenceService {name} is Ready; serving check skipped: {why}",
-            ),
-            ServingStatus(
-                image=image, verified=None, message=f"skipped: {why}", last_checked=checked
-            ),
-        )
-    if check.error is not None or check.dimensions is None:
-        why = check.error or "the response carried no embedding"
-        return (
-            Outcome.progressing(
-                Reason.SERVING_CHECK_FAILED,
-                f"InferenceService {name} is Ready but the embedding request failed: {why}",
-            ),
-            ServingStatus(image=image, verified=False, message=_cut(why), last_checked=checked),
-        )
-    expected = spec.model.dimensions
-    if expected is not None and expected != check.dimensions:
-        why = (
-            f"the server returns {check.dimensions}-dimensional embeddings but "
-            f"spec.model.dimensions is {expected}: fix spec.model.dimensions or spec.model.uri"
-        )
-        return (
-            Outcome.stalled(Reason.DIMENSION_MISMATCH, why),
-            ServingStatus(
-                image=image,
-                dimensions=check.dimensions,
-                verified=False,
-                message=why,
-                last_checked=checked,
-            ),
-        )
-    return (
-        Outcome.ready(
-            Reason.SERVING_VERIFIED,
-            f"InferenceService {name} is Ready and served a {check.dimensions}-dimensional "
-            "embedding",
-        ),
-        ServingStatus(
-            image=image, dimensions=check.dimensions, verified=True, last_checked=checked
-        ),
-    )
-
-
-def reuse_serving(name: str, serving: ServingStatus) -> Outcome:
-    """The outcome of a Ready InferenceService whose last check is still fresh."""
-    if serving.verified:
-        return Outcome.ready(
-            Reason.SERVING_VERIFIED,
-            f"InferenceService {name} is Ready and served a {serving.dimensions}-dimensional "
-            "embedding",
-        )
-    why = (serving.message or "skipped").removeprefix("skipped: ")
-    return Outcome.ready(
-        Reason.SERVING_CHECK_SKIPPED,
-        f"InferenceService {name} is Ready; serving check skipped: {why}",
-    )
-
-
 # --- helpers -----------------------------------------------------------------------------------
 
 
@@ -603,6 +480,11 @@ def _annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 def _name(obj: Mapping[str, Any] | None) -> str:
     meta = (obj or {}).get("metadata") or {}
     return str(meta.get("name", "?")) if isinstance(meta, Mapping) else "?"
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """`value` if it is an object, else empty: KServe's status may lack any part."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def _str(value: Any) -> str | None:
