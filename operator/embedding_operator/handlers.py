@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import kopf
 
-from embedding_operator import logs
+from embedding_operator import login, logs
 from embedding_operator.api.spec import GROUP, PLURAL, VERSION
 from embedding_operator.backends.base import Event
 from embedding_operator.reconciler import Reconciler
@@ -66,10 +66,20 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     )
     settings.posting.level = logging.WARNING  # our own Events only, plus kopf's errors
     settings.peering.standalone = True  # one replica (Recreate); no peering objects or RBAC
+    # Serve exactly our CRD (found at start-up) in exactly the namespaces given: no cluster-wide
+    # list/watch of CRDs and namespaces, so none in RBAC (kopf retries those 403s for a minute
+    # before it starts watching).
+    settings.scanning.disabled = True
     settings.execution.max_workers = 20
     # NB: `memo.metrics` is set by runner.run_operator unless --metrics-port is 0.
     memo.reconciler = await build_reconciler(post_event, metrics=memo.get("metrics"))
     memo.wakeups = Wakeups()
+
+
+@kopf.on.login()
+def authenticate(settings: kopf.OperatorSettings, **kwargs: Any) -> kopf.ConnectionInfo | None:
+    """The same credentials as the operator's own client: in a pod, $KUBERNETES_SERVICE_HOST."""
+    return login.connection(settings, **kwargs)
 
 
 @kopf.on.cleanup()
