@@ -34,7 +34,7 @@ FORMATS = (TEXT, JSON)
 REDACTED = "<redacted>"
 
 # NB: httpx logs every request URL at INFO; URLs carry no secrets, but the noise hides ours.
-_NOISY = ("httpx", "httpcore")
+_NOISY = ("httpx", "httpcore", "httpx2", "httpcore2")
 
 _object: ContextVar[dict[str, Any] | None] = ContextVar("embedding_operator_object", default=None)
 
