@@ -4,7 +4,8 @@ embedding-operator run [--namespace NS] [--liveness URL]   run the operator (kop
     [--metrics-port N] [--log-format text|json]
 embedding-operator crd                                     print the generated CRD
 embedding-operator template                                print the AI Core ServingTemplate
-embedding-operator generate                                rewrite crds/ and manifests/aicore/
+embedding-operator generate                                rewrite crds/, manifests/aicore/ and
+                                                           docs/api-reference.md
 embedding-operator embed NAME [-n NS] [-o json] TEXT...     call a deployed model once
 """
 
@@ -17,16 +18,22 @@ from pathlib import Path
 
 from embedding_operator import embed
 from embedding_operator.api.crd import render_crd
+from embedding_operator.api.reference import render_reference
 from embedding_operator.serving import render_serving_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = Path("crds/embeddings.ai_embeddingmodels.yaml")
 TEMPLATE_PATH = Path("manifests/aicore/serving-template.yaml")
+API_REFERENCE_PATH = Path("docs/api-reference.md")
 
 
 def generated_files() -> dict[Path, str]:
     """Every checked-in file generated from Python, keyed by its path relative to the repo."""
-    return {CRD_PATH: render_crd(), TEMPLATE_PATH: render_serving_template()}
+    return {
+        CRD_PATH: render_crd(),
+        TEMPLATE_PATH: render_serving_template(),
+        API_REFERENCE_PATH: render_reference(),
+    }
 
 
 def _generate(root: Path) -> None:
