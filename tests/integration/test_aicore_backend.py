@@ -312,3 +312,19 @@ def test_dead_deployment_is_stalled_with_reason_and_logs(
     )
     wait_for_remote_status(kubectl, namespace, "RUNNING")
     assert len(owned(aicore, "deployments", obj)) == 1
+
+
+def test_orphan_deletion_policy_leaves_the_deployment_running_and_says_so(
+    kubectl, namespace, aicore, aicore_faults, service_key_secret, start_operator
+):
+    aicore_faults.set_runtime("noop")
+    start_operator(namespace)
+    body = model()
+    body["spec"]["aicore"]["deletionPolicy"] = "Orphan"
+    kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(body))
+    obj = wait_for_remote_status(kubectl, namespace, "RUNNING")
+    deployment_id = obj["status"]["aicore"]["deploymentId"]
+    kubectl("delete", "emb", "m", "-n", namespace, "--timeout=60s", timeout=70)
+    assert remote(aicore, f"deployments/{deployment_id}")["status"] == "RUNNING"
+    orphaned = [e for e in events(kubectl, namespace) if e["reason"] == "Orphaned"]
+    assert orphaned and deployment_id in orphaned[0]["message"]

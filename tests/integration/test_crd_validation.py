@@ -175,6 +175,11 @@ INVALID = [
         ["spec.kserve.tolerations[0].effect"],
     ),
     ("suspend-not-bool", variant(AICORE, "spec.suspend", "yes"), ["spec.suspend"]),
+    (
+        "bad-resource-quantity",
+        variant(KSERVE, "spec.kserve", {"resources": {"requests": {"cpu": "lots"}}}),
+        ["spec.kserve.resources.requests.cpu"],
+    ),
 ]
 
 

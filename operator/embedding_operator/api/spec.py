@@ -296,21 +296,29 @@ class Toleration(_Model):
     )
 
 
+# The API server's own pattern for resource.Quantity strings, so `cpu: lots` fails at apply time
+# instead of as a rejected InferenceService later.
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+Quantity = int | Annotated[str, Field(pattern=QUANTITY_PATTERN)]
 _QUANTITY: dict[str, Any] = {
     "x-kubernetes-int-or-string": True,
     "anyOf": [{"type": "integer"}, {"type": "string"}],
+    "pattern": QUANTITY_PATTERN,
 }
 
 
 class Resources(_Model):
     """Container resources (Kubernetes quantities)."""
 
-    requests: dict[str, int | str] = Field(
+    requests: dict[str, Quantity] = Field(
         default_factory=dict,
         description="Resource requests, e.g. {cpu: '1', memory: 4Gi}.",
         json_schema_extra={"additionalProperties": _QUANTITY},
     )
-    limits: dict[str, int | str] = Field(
+    limits: dict[str, Quantity] = Field(
         default_factory=dict,
         description="Resource limits, e.g. {memory: 8Gi}. GPUs come from spec.kserve.gpus.",
         json_schema_extra={"additionalProperties": _QUANTITY},
