@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from embedding_operator.aicore.models import Deployment, DeploymentStatus
+from embedding_operator.aicore.models import Deployment
 from embedding_operator.api.spec import parse_spec
 from embedding_operator.backends.base import ObjectRef
 from embedding_operator.plan.aicore import (
