@@ -11,7 +11,7 @@
 #   scripts/build-images.sh --relock [serving] [operator]    regenerate the locks with sha256 hashes
 #
 # Env: SERVING_IMAGE, OPERATOR_IMAGE, BUILD_ISOLATION (chroot; the default OCI isolation fails on
-# this kernel's cgroup setup), HOST_CA_BUNDLE (/etc/ssl/certs/ca-certificates.crt; mounted for
+# this kernel's cgroup setup), LOG_DIR (.local/logs: full build logs), HOST_CA_BUNDLE (/etc/ssl/certs/ca-certificates.crt; mounted for
 # pip during the build only, never copied into an image), EMBEDDING_OPERATOR_CACHE.
 set -euo pipefail
 
@@ -22,15 +22,13 @@ BUILD_ISOLATION="${BUILD_ISOLATION:-chroot}"
 HOST_CA_BUNDLE="${HOST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 BASE_IMAGE=docker.io/library/debian:bookworm-slim
 LABEL=embeddings.ai/inputs-sha256
+LOG_DIR="${LOG_DIR:-$ROOT/.local/logs}"
 
 log() { printf 'build-images: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-SUDO=()
-[ "$(id -u)" -eq 0 ] || SUDO=(sudo)
-podman() {
-    if [ "${#SUDO[@]}" -gt 0 ]; then sudo podman "$@"; else command podman "$@"; fi
-}
+PODMAN=(podman)
+[ "$(id -u)" -eq 0 ] || PODMAN=(sudo podman) # rootful: the images are shared with root's tests
 
 relock=0
 force=0
@@ -80,9 +78,12 @@ relock_one() {
     # shellcheck disable=SC2064 # expand now: tmp is local
     trap "rm -rf '$tmp'" RETURN
     python3.11 -m venv "$tmp/venv"
+    # NB: without the venv's own setuptools, `freeze --all` lists it only if something needs it
+    # (torch does: setuptools>=77), and then at the version the resolver chose.
+    "$tmp/venv/bin/pip" uninstall --quiet --yes setuptools >&2
     "$tmp/venv/bin/pip" install --quiet --no-cache-dir "$@" >&2
     "$tmp/venv/bin/pip" check >&2
-    "$tmp/venv/bin/pip" freeze --exclude pip --exclude setuptools --exclude wheel >"$tmp/freeze"
+    "$tmp/venv/bin/pip" freeze --all --exclude pip >"$tmp/freeze"
     "$tmp/venv/bin/pip" download --quiet --no-deps --only-binary :all: -r "$tmp/freeze" -d "$tmp/wheels" >&2
     write_lock "$header" "$tmp/freeze" "$tmp/wheels" "$lock"
     log "wrote $lock ($(wc -l <"$tmp/freeze") pins)"
@@ -118,7 +119,7 @@ fi
 inputs_hash() {
     {
         (cd "$ROOT" && sha256sum "$@")
-        podman image inspect --format '{{.Id}}' "$BASE_IMAGE"
+        "${PODMAN[@]}" image inspect --format '{{.Id}}' "$BASE_IMAGE"
     } | sha256sum | cut -d' ' -f1
 }
 
@@ -127,12 +128,12 @@ build() {
     local name=$1 image=$2 hash=$3
     shift 3
     local have old start
-    have=$(podman image inspect --format "{{index .Labels \"$LABEL\"}}" "$image" 2>/dev/null || true)
+    have=$("${PODMAN[@]}" image inspect --format "{{index .Labels \"$LABEL\"}}" "$image" 2>/dev/null || true)
     if [ "$force" = 0 ] && [ "$have" = "$hash" ]; then
         log "$name image $image is up to date (inputs $hash)"
         return
     fi
-    old=$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
+    old=$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
     log "building $name image $image"
     start=$(date +%s)
     local ca=()
@@ -141,13 +142,18 @@ build() {
         # image never contains it, so on an ordinary CI runner nothing changes.
         ca=(-v "$HOST_CA_BUNDLE:/run/host-ca.crt:ro" --build-arg PIP_CERT=/run/host-ca.crt)
     fi
-    podman build --quiet --isolation="$BUILD_ISOLATION" --network=host --label "$LABEL=$hash" \
-        "${ca[@]}" -t "$image" "$@" >/dev/null
-    log "built $name image $image in $(($(date +%s) - start)) s"
+    local build_log="$LOG_DIR/build-$name-image.log"
+    mkdir -p "$LOG_DIR"
+    if ! "${PODMAN[@]}" build --isolation="$BUILD_ISOLATION" --network=host --label "$LABEL=$hash" \
+        "${ca[@]}" -t "$image" "$@" >"$build_log" 2>&1; then
+        tail -n 40 "$build_log" >&2
+        die "building $name image $image failed (last lines above; full log $build_log)"
+    fi
+    log "built $name image $image in $(($(date +%s) - start)) s (log $build_log)"
     # The previous build of this tag is now untagged; drop it instead of leaking gigabytes.
-    if [ -n "$old" ] && [ "$old" != "$(podman image inspect --format '{{.Id}}' "$image")" ] &&
-        [ -z "$(podman image inspect --format '{{join .RepoTags ","}}' "$old" 2>/dev/null)" ]; then
-        podman rmi "$old" >/dev/null 2>&1 || true
+    if [ -n "$old" ] && [ "$old" != "$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$image")" ] &&
+        [ -z "$("${PODMAN[@]}" image inspect --format '{{join .RepoTags ","}}' "$old" 2>/dev/null)" ]; then
+        "${PODMAN[@]}" rmi "$old" >/dev/null 2>&1 || true
     fi
 }
 

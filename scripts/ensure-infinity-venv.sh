@@ -80,7 +80,7 @@ ensure_wheelhouse() {
     local py
     py=$(python_bin)
     mkdir -p "$WHEELHOUSE"
-    log "downloading the wheels of $LOCK into $WHEELHOUSE (first time: several GB, minutes)"
+    log "downloading the wheels of $LOCK into $WHEELHOUSE (several GB the first time; files already there are kept)"
     # NB: `pip download` keeps files already in the wheelhouse, so an interrupted run resumes.
     "$py" -m pip download --quiet --no-cache-dir --no-deps --only-binary :all: -r "$LOCK" -d "$WHEELHOUSE" >&2
     echo "$lock_hash" >"$WHEELHOUSE/$STAMP_NAME"
@@ -100,8 +100,8 @@ fi
 
 # Adopt a venv installed by hand from the same requirements, if it matches the lock exactly.
 if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c '' 2>/dev/null; then
-    installed=$("$VENV/bin/python" -m pip freeze --exclude pip --exclude setuptools --exclude wheel |
-        normalise)
+    # NB: --all: setuptools is a real runtime dependency (torch requires setuptools>=77).
+    installed=$("$VENV/bin/python" -m pip freeze --all --exclude pip | normalise)
     if [ "$installed" = "$(lock_pins)" ] && "$VENV/bin/python" -m pip check >/dev/null; then
         log "existing $VENV matches the lock; stamping it"
         echo "$lock_hash" >"$VENV/$STAMP_NAME"

@@ -15,7 +15,7 @@ BASE_IMAGE="${BASE_IMAGE:-docker.io/library/debian:bookworm-slim}"
 SUITE=bookworm
 # Bump RECIPE when the rootfs recipe below changes: a base image or cached tarball made by an older
 # recipe is then rebuilt.
-RECIPE=2
+RECIPE=3
 ROOTFS_TAR="$CACHE/debian-$SUITE-minbase-rootfs-r$RECIPE.tar"
 
 log() { printf 'ensure-podman: %s\n' "$*" >&2; }
@@ -86,9 +86,34 @@ if [ ! -s "$ROOTFS_TAR" ]; then
             log "WARNING: no Debian security mirror in /etc/apt/sources*: the base image gets no security suite"
         fi
     } | "${SUDO[@]}" tee "$work/rootfs/etc/apt/sources.list.d/debian.sources" >/dev/null
-    # Slim it like the official image: no apt lists or downloaded debs, no docs/man pages.
-    "${SUDO[@]}" rm -rf "$work"/rootfs/var/lib/apt/lists/* "$work"/rootfs/var/cache/apt/archives/*.deb \
-        "$work"/rootfs/usr/share/doc/* "$work"/rootfs/usr/share/man/* "$work"/rootfs/usr/share/info/*
+    # Slim it like the official slim image: apt keeps no downloaded debs or caches after an
+    # install, dpkg skips docs/man pages/locales in every later `apt-get install`, and the rootfs
+    # itself has none of them (copyright files stay).
+    r="$work/rootfs"
+    "${SUDO[@]}" tee "$r/etc/apt/apt.conf.d/docker-clean" >/dev/null <<'APT'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+APT
+    echo 'Acquire::Languages "none";' | "${SUDO[@]}" tee "$r/etc/apt/apt.conf.d/docker-no-languages" >/dev/null
+    echo 'Apt::AutoRemove::SuggestsImportant "false";' |
+        "${SUDO[@]}" tee "$r/etc/apt/apt.conf.d/docker-autoremove-suggests" >/dev/null
+    "${SUDO[@]}" tee "$r/etc/dpkg/dpkg.cfg.d/docker-slim" >/dev/null <<'DPKG'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/locale/*
+DPKG
+    "${SUDO[@]}" find "$r/usr/share/doc" -mindepth 1 ! -name copyright ! -type d -delete
+    "${SUDO[@]}" find "$r/usr/share/doc" -mindepth 1 -type d -empty -delete
+    "${SUDO[@]}" rm -rf "$r"/var/lib/apt/lists/* "$r"/var/cache/apt/archives/*.deb "$r"/var/cache/apt/*.bin \
+        "$r"/usr/share/man/* "$r"/usr/share/info/* "$r"/usr/share/locale/* "$r"/usr/share/lintian/* \
+        "$r"/usr/share/groff/*
     "${SUDO[@]}" tar -C "$work/rootfs" --numeric-owner -cf "$ROOTFS_TAR.tmp" .
     mv "$ROOTFS_TAR.tmp" "$ROOTFS_TAR"
 fi

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.cluster",
     "tests.fixtures.aicore",
     "tests.fixtures.operator",
+    "tests.fixtures.images",
 ]
