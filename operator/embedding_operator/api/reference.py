@@ -10,6 +10,7 @@ writes the file and tests/unit/test_generated.py fails when it is stale.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -107,7 +108,7 @@ def _cell(text: str) -> str:
     # NB: GitHub tables split on every unescaped pipe, even inside a code span; and outside code
     # spans `<path>` would be read as an HTML tag and vanish.
     parts = text.split("`")
-    parts[::2] = [p.replace("<", "&lt;").replace(">", "&gt;") for p in parts[::2]]
+    parts[::2] = [re.sub(r"<(?=[A-Za-z/!?])", "&lt;", p) for p in parts[::2]]
     return "`".join(parts).replace("|", "\\|")
 
 
