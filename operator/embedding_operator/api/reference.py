@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from embedding_operator.api.crd import PRINTER_COLUMNS, openapi_schema
-from embedding_operator.api.spec import GROUP, KIND, SHORT_NAMES, VERSION
+from embedding_operator.api.spec import GROUP, KIND, QUANTITY_PATTERN, SHORT_NAMES, VERSION
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,9 @@ def validation_of(node: dict[str, Any]) -> str:
     ):
         if key in node:
             parts.append(f"{label} {node[key]}")
-    if "pattern" in node:
+    if node.get("pattern") == QUANTITY_PATTERN:
+        parts.append("a Kubernetes quantity (e.g. `500m`, `4Gi`, `2`)")
+    elif "pattern" in node:
         parts.append(f"pattern {_code(node['pattern'])}")
     for inner, where in (("items", "each item"), ("additionalProperties", "each value")):
         child = node.get(inner)
