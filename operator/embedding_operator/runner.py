@@ -24,10 +24,18 @@ def run_operator(
     import embedding_operator.handlers  # noqa: F401 - registers the kopf handlers
 
     memo = kopf.Memo()
+    if not 0 <= metrics_port <= 65535:
+        raise SystemExit(f"--metrics-port must be 0 (off) or a port 1..65535, got {metrics_port}")
     if metrics_port:
         # NB: the default registry also carries the process and Python GC collectors.
         memo.metrics = Metrics(REGISTRY)
-        serve(memo.metrics, metrics_port)
+        try:
+            serve(memo.metrics, metrics_port)
+        except OSError as error:
+            raise SystemExit(
+                f"cannot serve metrics on port {metrics_port}: {error.strerror}; choose another "
+                "--metrics-port, or 0 to turn metrics off"
+            ) from None
     kopf.run(
         clusterwide=not namespaces,
         namespaces=namespaces or [],

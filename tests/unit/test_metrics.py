@@ -9,6 +9,7 @@ tests/integration/test_metrics.py.
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any
 
 import httpx
@@ -226,3 +227,22 @@ def test_metrics_endpoint_serves_the_registry(metrics):
     assert f'{AICORE}_count{{endpoint="/lm/meta",method="GET",status="200"}} 1.0' in text
     assert "# TYPE embedding_operator_reconciliations_total counter" in text
     assert f'{PHASES}{{backend="aicore",phase="Ready"}} 0.0' in text
+
+
+@pytest.mark.parametrize("taken", [True, False], ids=["port-in-use", "out-of-range"])
+def test_a_bad_metrics_port_stops_the_operator_with_a_clear_error(taken):
+    from embedding_operator.runner import run_operator
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1] if taken else 70000
+        try:
+            with pytest.raises(SystemExit, match="--metrics-port") as stop:
+                run_operator(namespaces=["x"], liveness="", verbose=False, metrics_port=port)
+        finally:
+            root.handlers[:] = saved[0]
+            root.setLevel(saved[1])
+    assert str(port) in str(stop.value)
