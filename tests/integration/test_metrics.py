@@ -115,5 +115,8 @@ def test_metrics_and_json_logs_through_an_ai_core_flow(
     assert about and all(r["namespace"] == namespace for r in about)
     kopf_object_lines = [r for r in records if r["logger"] == "kopf.objects"]
     assert kopf_object_lines and all(r.get("name") == "m" for r in kopf_object_lines)
+    # Our own loggers too: every AI Core call here was made for emb/m (bound by the handlers).
+    aicore_lines = [r for r in records if r["logger"].startswith("embedding_operator.aicore")]
+    assert aicore_lines and all(r.get("name") == "m" for r in aicore_lines), aicore_lines[:3]
     assert aicore.service_key["clientsecret"] not in output
     assert not JWT.search(output), "an access token reached the operator's log"
