@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from embedding_operator.api.conditions import Outcome, Reason
 from embedding_operator.api.spec import Backend
 from embedding_operator.api.status import Phase
 
@@ -48,6 +49,13 @@ def backend_label(raw: object) -> str:
     """A bounded `backend` label value for whatever `spec.backend` holds."""
     values = {b.value for b in Backend}
     return raw if isinstance(raw, str) and raw in values else UNKNOWN_BACKEND
+
+
+def result_label(outcome: Outcome | None) -> str:
+    """The `result` label: the outcome's state, or `error` for a pass that raised or hit a bug."""
+    if outcome is None or outcome.reason == Reason.INTERNAL_ERROR:
+        return ERROR
+    return outcome.state
 
 
 @dataclass(frozen=True)
@@ -121,13 +129,13 @@ class Metrics:
         registry.register(self._phases)
 
     def reconciled(
-        self, uid: str, *, backend: str, result: str, seconds: float, phase: str | None
+        self, uid: str, *, backend: str, outcome: Outcome | None, seconds: float
     ) -> None:
-        """Record one reconcile pass; `phase` is what it wrote to status (None if it wrote none)."""
-        self.reconciliations.labels(backend=backend, result=result).inc()
+        """Record one reconcile pass; `outcome` is what it wrote to status, None if it raised."""
+        self.reconciliations.labels(backend=backend, result=result_label(outcome)).inc()
         self.reconcile_duration.labels(backend=backend).observe(seconds)
-        if phase is not None:
-            self._phases.set(uid, backend, phase)
+        if outcome is not None:  # else nothing was written: the gauge keeps the last phase
+            self._phases.set(uid, backend, outcome.phase.value)
 
     def deleting(self, uid: str, *, backend: str) -> None:
         self._phases.set(uid, backend, Phase.DELETING.value)

@@ -30,7 +30,7 @@ from embedding_operator.backends.base import (
     Reconciled,
 )
 from embedding_operator.kube import patch_status
-from embedding_operator.metrics import ERROR, Metrics, backend_label
+from embedding_operator.metrics import Metrics, backend_label
 from embedding_operator.report import (
     build_status,
     deleting_status,
@@ -110,20 +110,13 @@ class Reconciler:
             return result.requeue_after
         finally:
             if self.metrics is not None:
-                self._observe(body, result, time.monotonic() - started)
-
-    def _observe(self, body: Mapping[str, Any], result: Reconciled | None, seconds: float) -> None:
-        assert self.metrics is not None
-        # NB: `result` is None when the pass raised (e.g. the status write failed): nothing was
-        # written, so the phase gauge keeps the last phase that was.
-        failed = result is None or result.outcome.reason == Reason.INTERNAL_ERROR
-        self.metrics.reconciled(
-            body["metadata"]["uid"],
-            backend=backend_label((body.get("spec") or {}).get("backend")),
-            result=ERROR if failed or result is None else result.outcome.state,
-            seconds=seconds,
-            phase=result.outcome.phase.value if result is not None else None,
-        )
+                # NB: `result` is None when the pass raised (e.g. the status write failed).
+                self.metrics.reconciled(
+                    body["metadata"]["uid"],
+                    backend=backend_label((body.get("spec") or {}).get("backend")),
+                    outcome=result.outcome if result is not None else None,
+                    seconds=time.monotonic() - started,
+                )
 
     async def _reconcile(self, body: Mapping[str, Any], logger: Any) -> Reconciled:
         meta = body["metadata"]
