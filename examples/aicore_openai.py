@@ -97,7 +97,11 @@ def aicore_openai(
     return openai.OpenAI(
         base_url=endpoint,
         api_key="unused",  # AICoreTokenAuth replaces the Authorization header
-        http_client=httpx.Client(auth=AICoreTokenAuth(service_key, resource_group), timeout=60),
+        # NB: openai 3.x is typed for its httpx2 fork but takes an httpx.Client as well (and
+        # openai 1.x only httpx), so the example sticks to plain httpx.
+        http_client=httpx.Client(  # type: ignore[arg-type]
+            auth=AICoreTokenAuth(service_key, resource_group), timeout=60
+        ),
     )
 
 

@@ -32,8 +32,10 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from gen_ai_hub.proxy.gen_ai_hub_proxy.client import GenAIHubProxyClient
-from gen_ai_hub.proxy.native.openai import OpenAI
+from gen_ai_hub.proxy.gen_ai_hub_proxy.client import (  # type: ignore[import-untyped]
+    GenAIHubProxyClient,
+)
+from gen_ai_hub.proxy.native.openai import OpenAI  # type: ignore[import-untyped]
 
 SCENARIO_ID = "embedding-infinity"
 URL_PREFIX = "/v1"
