@@ -471,17 +471,60 @@ async def test_api_server_rejection_is_stalled_with_its_message(
     embedding_crd: str,
     backend: KServeBackend,
 ) -> None:
-    # Our CRD takes any string as a quantity; KServe's schema checks the quantity pattern.
-    model = create_model(
-        kubectl, namespace, "minilm", {"kserve": {"resources": {"requests": {"cpu": "lots"}}}}
+    # A policy engine (here a ValidatingAdmissionPolicy) refuses the InferenceService: the user
+    # must see the API server's own message. Our CRD already rejects bad quantities up front.
+    policy = f"deny-isvc-{namespace}"
+    kubectl.apply(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": policy},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": ["serving.kserve.io"],
+                            "apiVersions": ["*"],
+                            "operations": ["CREATE", "UPDATE"],
+                            "resources": ["inferenceservices"],
+                        }
+                    ]
+                },
+                "validations": [
+                    {"expression": "false", "message": "GPUs only in namespace ml-prod (policy)"}
+                ],
+            },
+        }
     )
-    result = await backend.reconcile(context(model))
-    assert (result.outcome.state, result.outcome.reason) == (
-        "stalled",
-        Reason.INFERENCE_SERVICE_REJECTED,
-    ), explain(result)
-    assert "resources.requests.cpu" in result.outcome.message, result.outcome.message
-    assert not kubectl.exists(ISVC, "minilm", "-n", namespace)
+    kubectl.apply(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": policy},
+            "spec": {
+                "policyName": policy,
+                "validationActions": ["Deny"],
+                "matchResources": {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+                },
+            },
+        }
+    )
+    try:
+        model = create_model(kubectl, namespace, "minilm", {})
+
+        result = await poll(  # the policy takes a moment to be enforced
+            "the admission policy to reject the InferenceService",
+            lambda: backend.reconcile(context(model)),
+            lambda r: r.outcome.state == "stalled",
+        )
+        assert result.outcome.reason == Reason.INFERENCE_SERVICE_REJECTED, explain(result)
+        assert "GPUs only in namespace ml-prod" in result.outcome.message, result.outcome.message
+        assert not kubectl.exists(ISVC, "minilm", "-n", namespace)
+    finally:
+        kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy,
+                "--ignore-not-found", check=False)  # fmt: skip
 
 
 async def test_hand_edits_to_our_fields_are_reverted(
