@@ -1,8 +1,9 @@
 """kopf wiring only: settings, one reconcile loop per object, the finalizer.
 
 Each EmbeddingModel gets one kopf daemon that loops `reconcile → wait`. The wait ends early when
-the object's generation or annotations change (a watch event pokes it), otherwise after the
-interval the backend asked for — which is how remote state (AI Core deployments,
+the object's generation or annotations change (the daemon's body is kept current by kopf's
+watch, so this is a look at memory, not an API call), otherwise after the interval the backend
+asked for — which is how remote state (AI Core deployments,
 InferenceService status, referenced Secrets) is polled without watching it. One loop per object
 means one status writer and no handler/timer races. kopf's own bookkeeping goes to annotations
 under our group, never to status or spec, and its log lines are not posted as Events (we post
@@ -28,27 +29,27 @@ RESOURCE = (GROUP, VERSION, PLURAL)
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
-class Wakeups:
-    """Per-object events that cut a reconcile loop's wait short."""
+# How often a waiting loop looks at the (watch-updated) body for a user change.
+CHANGE_CHECK_SECONDS = 0.5
 
-    def __init__(self) -> None:
-        self._events: dict[str, asyncio.Event] = {}
-        self._seen: dict[str, tuple[Any, ...]] = {}
 
-    def event(self, uid: str) -> asyncio.Event:
-        return self._events.setdefault(uid, asyncio.Event())
+def user_state(body: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What the user controls: a change here cuts the wait short (our status writes do not)."""
+    meta = body.get("metadata", {})
+    annotations = meta.get("annotations") or {}
+    # NB: kopf's own bookkeeping annotations (our prefix) change on every handler run.
+    ours = tuple(sorted((k, v) for k, v in annotations.items() if not k.startswith(f"{GROUP}/")))
+    return (meta.get("generation"), ours, meta.get("deletionTimestamp"))
 
-    def observe(self, uid: str, body: Mapping[str, Any]) -> None:
-        """Poke the loop when what the user controls changed (not on our own status writes)."""
-        meta = body.get("metadata", {})
-        key = (meta.get("generation"), tuple(sorted((meta.get("annotations") or {}).items())))
-        if self._seen.get(uid) != key:
-            self._seen[uid] = key
-            self.event(uid).set()
 
-    def forget(self, uid: str) -> None:
-        self._events.pop(uid, None)
-        self._seen.pop(uid, None)
+async def wait_for_change(body: Mapping[str, Any], seconds: float) -> None:
+    """Sleep up to `seconds`, returning early when the user changes the object."""
+    loop = asyncio.get_running_loop()
+    before, deadline = user_state(body), loop.time() + seconds
+    while (left := deadline - loop.time()) > 0:
+        await asyncio.sleep(min(CHANGE_CHECK_SECONDS, left))
+        if user_state(body) != before:
+            return
 
 
 def post_event(body: Mapping[str, Any], event: Event) -> None:
@@ -73,7 +74,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.execution.max_workers = 20
     # NB: `memo.metrics` is set by runner.run_operator unless --metrics-port is 0.
     memo.reconciler = await build_reconciler(post_event, metrics=memo.get("metrics"))
-    memo.wakeups = Wakeups()
 
 
 @kopf.on.login()
@@ -89,37 +89,22 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
         await reconciler.close()
 
 
-@kopf.on.event(*RESOURCE)
-async def poke(body: kopf.Body, uid: str, memo: kopf.Memo, **_: Any) -> None:
-    memo.wakeups.observe(uid, body)
-
-
 @kopf.daemon(*RESOURCE, cancellation_timeout=10.0)
-async def reconcile_loop(
-    body: kopf.Body, uid: str, memo: kopf.Memo, logger: Logger, **_: Any
-) -> None:
+async def reconcile_loop(body: kopf.Body, memo: kopf.Memo, logger: Logger, **_: Any) -> None:
     reconciler: Reconciler = memo.reconciler
-    wakeup = memo.wakeups.event(uid)
     failures = 0
     # NB: kopf runs each daemon as its own asyncio task, so this binding is this object's only.
     logs.bind(body)
-    try:
-        while True:
-            wakeup.clear()
-            # NB: the daemon's body is a live view, refreshed by every watch event.
-            try:
-                delay = await reconciler.reconcile(body, logger)
-                failures = 0
-            except Exception:  # e.g. the API server is briefly unreachable for the status write
-                failures += 1
-                delay = min(2.0**failures, reconciler.settings.intervals.retry_max)
-                logger.exception("reconcile pass failed; retrying in %.0fs", delay)
-            try:
-                await asyncio.wait_for(wakeup.wait(), timeout=delay)
-            except TimeoutError:
-                pass
-    finally:
-        memo.wakeups.forget(uid)
+    while True:
+        # NB: the daemon's body is a live view, refreshed by every watch event.
+        try:
+            delay = await reconciler.reconcile(body, logger)
+            failures = 0
+        except Exception:  # e.g. the API server is briefly unreachable for the status write
+            failures += 1
+            delay = min(2.0**failures, reconciler.settings.intervals.retry_max)
+            logger.exception("reconcile pass failed; retrying in %.0fs", delay)
+        await wait_for_change(body, delay)
 
 
 @kopf.on.delete(*RESOURCE)
