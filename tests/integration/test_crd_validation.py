@@ -222,6 +222,14 @@ def test_backend_is_immutable(kubectl, crd, namespace):
     assert "spec.backend is immutable" in proc.stderr
 
 
+def test_ai_core_placement_is_immutable(kubectl, crd, namespace):
+    kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(AICORE))
+    moved = variant(AICORE, "spec.aicore.resourceGroup", "team-b")
+    proc = kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(moved), check=False)
+    assert proc.returncode != 0
+    assert "spec.aicore.resourceGroup is immutable" in proc.stderr
+
+
 def test_explain_prints_field_descriptions(kubectl, crd):
     out = kubectl("explain", "emb.spec.model").stdout
     assert "Served model name" in out

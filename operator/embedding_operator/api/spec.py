@@ -247,16 +247,44 @@ class AICoreSpec(_Model):
         max_length=253,
         pattern=r"^[a-zA-Z0-9][a-zA-Z0-9.-]*[a-zA-Z0-9]$",
         description="AI Core resource group (the AI-Resource-Group header).",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self == oldSelf",
+                    "spec.aicore.resourceGroup is immutable (the deployment lives in the old "
+                    "group): delete and re-create the EmbeddingModel to move it",
+                )
+            ]
+        },
     )
     scenario_id: str = Field(
         default="embedding-infinity",
         pattern=r"^[\w.-]{4,64}$",
         description="Scenario of the operator's ServingTemplate (synced by an AI Core app).",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self == oldSelf",
+                    "spec.aicore.scenarioId is immutable: delete and re-create the EmbeddingModel "
+                    "to change it",
+                )
+            ]
+        },
     )
     executable_id: str = Field(
         default="embedding-infinity",
         pattern=r"^[\w.-]{4,64}$",
         description="Executable (ServingTemplate name) in that scenario.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self == oldSelf",
+                    "spec.aicore.executableId is immutable: delete and re-create the "
+                    "EmbeddingModel "
+                    "to change it",
+                )
+            ]
+        },
     )
     resource_plan: str = Field(
         default="starter",
