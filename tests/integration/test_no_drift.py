@@ -2,8 +2,9 @@
 
 Argo CD and Flux show an object as OutOfSync when `kubectl diff` would report a change, so an
 operator that writes spec, defaults fields, or adds labels/annotations to the user's object makes
-every GitOps diff dirty. For both backends this applies a manifest with plain client-side
-`kubectl apply -f FILE` (as a user would), lets the operator reconcile it, and then checks:
+every GitOps diff dirty. For both backends this applies a manifest with `kubectl apply -f FILE`,
+client-side (kubectl's default, Argo CD's default) and server-side (`--server-side`, Argo CD's
+`ServerSideApply=true`), lets the operator reconcile it, and then checks:
 
 - `kubectl diff -f FILE` and `kubectl diff --server-side -f FILE` exit 0 (no difference);
 - `metadata.generation` is still 1 (nothing ever changed spec) and labels/annotations are the
@@ -67,6 +68,9 @@ def write_manifest(path: Path, name: str, spec: dict[str, Any]) -> Path:
         )
     )
     return path
+
+
+APPLY_MODES = {"client-side": [], "server-side": ["--server-side"]}
 
 
 def assert_no_diff(kubectl: Kubectl, namespace: str, manifest: Path) -> None:
@@ -135,7 +139,9 @@ def get(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.parametrize("apply_mode", list(APPLY_MODES))
 def test_aicore_object_shows_no_drift(
+    apply_mode: str,
     kubectl: Kubectl,
     namespace: str,
     aicore: LocalAICore,
@@ -150,7 +156,7 @@ def test_aicore_object_shows_no_drift(
     )  # fmt: skip
     start_operator(namespace)
     manifest = write_manifest(tmp_path / "emb.yaml", "drift", SPECS["aicore"])
-    kubectl("apply", "-n", namespace, "-f", str(manifest))
+    kubectl("apply", "-n", namespace, "-f", str(manifest), *APPLY_MODES[apply_mode])
 
     def running() -> dict[str, Any] | None:
         obj = get(kubectl, namespace, "drift")
@@ -166,7 +172,9 @@ def test_aicore_object_shows_no_drift(
     kubectl("delete", "emb", "drift", "-n", namespace, "--timeout=90s", timeout=100)
 
 
+@pytest.mark.parametrize("apply_mode", list(APPLY_MODES))
 def test_kserve_object_shows_no_drift(
+    apply_mode: str,
     kubectl: Kubectl,
     namespace: str,
     kserve_crds: tuple[str, ...],
@@ -175,7 +183,7 @@ def test_kserve_object_shows_no_drift(
 ) -> None:
     start_operator(namespace)
     manifest = write_manifest(tmp_path / "emb.yaml", "drift", SPECS["kserve"])
-    kubectl("apply", "-n", namespace, "-f", str(manifest))
+    kubectl("apply", "-n", namespace, "-f", str(manifest), *APPLY_MODES[apply_mode])
 
     def reconciled() -> dict[str, Any] | None:
         if not kubectl.exists("inferenceservices.serving.kserve.io", "drift", "-n", namespace):
