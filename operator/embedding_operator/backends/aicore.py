@@ -292,6 +292,27 @@ class AICoreBackend:
         )
         return created.id
 
+    async def _observe_deployments(
+        self,
+        client: AICoreClient,
+        aicore: AICoreSpec,
+        names: Names,
+        previous: AICoreStatus,
+        settled: bool,
+    ) -> list[Deployment]:
+        """Our deployments: just the recorded one when settled, else a scan of the scenario
+        (which also finds duplicates left by an interrupted create)."""
+        if settled and previous.deployment_id:
+            try:
+                recorded = await client.get_deployment(
+                    previous.deployment_id, resource_group=aicore.resource_group
+                )
+            except NotFound:
+                pass
+            else:
+                return [recorded]
+        return await self._owned(client, aicore, names)
+
     async def _owned(
         self, client: AICoreClient, aicore: AICoreSpec, names: Names
     ) -> list[Deployment]:
@@ -309,13 +330,27 @@ class AICoreBackend:
     ) -> Reconciled:
         spec, rg, intervals = ctx.spec, aicore.resource_group, self.settings.intervals
         events: list[Event] = []
-        await self._check_template(client, aicore)
         names = names_for(ctx.ref, spec)
-        artifact_id = await self._ensure_artifact(client, spec, names, events)
-        configuration_id = await self._ensure_configuration(
-            client, spec, names, artifact_id, events
+        # NB: the configuration name is a hash of everything it binds, so a recorded name equal to
+        # the desired one means artifact and configuration are already right: steady-state polls
+        # then cost one GET of the deployment instead of a scan of the whole scenario.
+        settled = bool(
+            previous.configuration_name == names.configuration
+            and previous.configuration_id
+            and previous.artifact_id
         )
-        owned = await self._owned(client, aicore, names)
+        if settled:
+            artifact_id, configuration_id = (
+                str(previous.artifact_id),
+                str(previous.configuration_id),
+            )
+        else:
+            await self._check_template(client, aicore)
+            artifact_id = await self._ensure_artifact(client, spec, names, events)
+            configuration_id = await self._ensure_configuration(
+                client, spec, names, artifact_id, events
+            )
+        owned = await self._observe_deployments(client, aicore, names, previous, settled)
         current = pick_current(owned, previous.deployment_id)
         step = plan_deployment(
             suspend=spec.suspend,

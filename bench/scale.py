@@ -1,0 +1,142 @@
+"""Scale benchmark: N EmbeddingModels on the local AI Core (noop runtime) through the real operator.
+
+Measures the time from `kubectl apply` of N objects until every one reports an AI Core deployment
+RUNNING, the operator's peak resident memory, and the AI Core API calls it made per object. The
+noop runtime starts no infinity process, so this measures the operator, not the model server.
+
+    .venv/bin/python bench/scale.py --models 50
+    .venv/bin/python bench/scale.py --models 200 --json
+
+Results go to stdout; bench/RESULTS.md records the runs we keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "operator"))
+sys.path.insert(0, str(ROOT))
+
+from testcluster import Cluster  # noqa: E402
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):  # peak resident set size
+            return int(line.split()[1])
+    return 0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", type=int, default=50)
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--json", action="store_true", help="print one JSON line")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="emb-bench-"))
+    cluster = Cluster(work / "cluster", log_dir=work / "logs")
+    cluster.start(detach=False)
+    kube = ["kubectl", f"--kubeconfig={cluster.kubeconfig}"]
+    port, metrics_port, live_port = free_port(), free_port(), free_port()
+    key_path = work / "key.json"
+    aicore = subprocess.Popen(
+        [sys.executable, "-m", "aicore_local", "up", "--port", str(port), "--data", str(work / "aicore"),
+         "--service-key", str(key_path), "--runtime", "noop", "--pidfile", str(work / "aicore.pid"),
+         "--log", str(work / "logs" / "aicore.log")],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "operator")},
+    )  # fmt: skip
+    aicore.wait()
+    operator = None
+    try:
+        subprocess.run([*kube, "apply", "--server-side", "-f", str(ROOT / "crds")], check=True,
+                       capture_output=True)  # fmt: skip
+        subprocess.run([*kube, "wait", "--for=condition=Established",
+                        "crd/embeddingmodels.embeddings.ai"], check=True, capture_output=True)  # fmt: skip
+        subprocess.run([*kube, "create", "secret", "generic", "aicore", f"--from-file=serviceKey={key_path}"],
+                       check=True, capture_output=True)  # fmt: skip
+        env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig),
+               "PYTHONPATH": str(ROOT / "operator"), "EMB_POLL_PENDING_SECONDS": "2"}  # fmt: skip
+        log = (work / "logs" / "operator.log").open("wb")
+        operator = subprocess.Popen(
+            [sys.executable, "-m", "embedding_operator", "run", "-n", "default",
+             f"--liveness=http://127.0.0.1:{live_port}/healthz", f"--metrics-port={metrics_port}"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        time.sleep(3)
+        docs = [
+            {
+                "apiVersion": "embeddings.ai/v1alpha1",
+                "kind": "EmbeddingModel",
+                "metadata": {"name": f"m{i:04d}"},
+                "spec": {
+                    "backend": "aicore",
+                    "model": {"name": f"m{i}", "uri": "ai://default/models/all-minilm-l6-v2"},
+                    "aicore": {"secretRef": {"name": "aicore"}},
+                },
+            }
+            for i in range(args.models)
+        ]
+        started = time.monotonic()
+        subprocess.run([*kube, "apply", "-f", "-"], input=yaml.safe_dump_all(docs), text=True,
+                       check=True, capture_output=True)  # fmt: skip
+        running = 0
+        while time.monotonic() - started < args.timeout:
+            items = json.loads(subprocess.run([*kube, "get", "emb", "-o", "json"], check=True,
+                                              capture_output=True, text=True).stdout)["items"]  # fmt: skip
+            running = sum(
+                1 for o in items
+                if o.get("status", {}).get("aicore", {}).get("deploymentStatus") == "RUNNING"
+            )  # fmt: skip
+            if running == args.models:
+                break
+            time.sleep(1)
+        elapsed = time.monotonic() - started
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        calls = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("embedding_operator_aicore_request_duration_seconds_count")
+        )
+        result = {
+            "models": args.models,
+            "running": running,
+            "seconds_to_all_running": round(elapsed, 1),
+            "operator_peak_rss_mib": round(rss_kib(operator.pid) / 1024, 1),
+            "aicore_calls_per_model": round(calls / max(args.models, 1), 1),
+        }
+        print(
+            json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items())
+        )
+        return 0 if running == args.models else 1
+    finally:
+        if operator is not None:
+            operator.terminate()
+            operator.wait(timeout=30)
+        subprocess.run([sys.executable, "-m", "aicore_local", "down", "--pidfile", str(work / "aicore.pid")],
+                       cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "operator")},
+                       capture_output=True)  # fmt: skip
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
