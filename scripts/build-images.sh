@@ -113,6 +113,12 @@ print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]
 fi
 
 # --- builds --------------------------------------------------------------------------------
+# NB: test sessions of several engineers may ask for the same image at once; one builds, the
+# others wait and then find it up to date.
+CACHE="${EMBEDDING_OPERATOR_CACHE:-$HOME/.cache/embedding-operator}"
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.build-images.flock"
+flock 9
 "$ROOT/scripts/ensure-podman.sh"
 
 # inputs_hash FILE...: one sha256 over the names and contents of FILES plus the base image id.

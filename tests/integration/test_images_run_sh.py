@@ -18,7 +18,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 RUN_SH = Path(__file__).resolve().parents[2] / "image" / "run.sh"
 
 
+# ctranslate2 converts the model into HF_HOME at start-up: proves the [ct2] extra is in the lock
+# and that run.sh's writable cache directories are used.
+@pytest.mark.parametrize("engine", ["torch", "ctranslate2"])
 def test_run_sh_serves_minilm_from_model_dir(
+    engine: str,
     infinity_venv: Path,
     minilm_dir: Path,
     minilm_reference: list[list[float]],
@@ -39,6 +43,7 @@ def test_run_sh_serves_minilm_from_model_dir(
         "PORT": str(port),
         "HOST": "127.0.0.1",
         "BATCH_SIZE": "16",
+        "ENGINE": engine,
         "INFINITY_HOME": str(tmp_path / "infinity-home"),
     }
     log = tmp_path / "server.log"
@@ -47,7 +52,8 @@ def test_run_sh_serves_minilm_from_model_dir(
             [str(RUN_SH)], env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        wait_healthy(f"http://127.0.0.1:{port}", 180, alive=lambda: proc.poll() is None)
+        took = wait_healthy(f"http://127.0.0.1:{port}", 180, alive=lambda: proc.poll() is None)
+        print(f"run.sh ({engine}) healthy {took:.1f} s after start")
         assert_serves_minilm(f"http://127.0.0.1:{port}", SERVED_NAME, minilm_reference)
     except BaseException:
         print(log.read_text()[-6000:])
