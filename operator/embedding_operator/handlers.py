@@ -20,11 +20,10 @@ from typing import Any, cast
 import kopf
 
 from embedding_operator import login, logs
-from embedding_operator.api.spec import GROUP, PLURAL, VERSION
+from embedding_operator.api.spec import FINALIZER, GROUP, PLURAL, VERSION
 from embedding_operator.backends.base import Event
 from embedding_operator.reconciler import Reconciler
 
-FINALIZER = f"{GROUP}/finalizer"
 RESOURCE = (GROUP, VERSION, PLURAL)
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 

@@ -328,3 +328,16 @@ def test_orphan_deletion_policy_leaves_the_deployment_running_and_says_so(
     assert remote(aicore, f"deployments/{deployment_id}")["status"] == "RUNNING"
     orphaned = [e for e in events(kubectl, namespace) if e["reason"] == "Orphaned"]
     assert orphaned and deployment_id in orphaned[0]["message"]
+
+
+def test_deleting_secret_and_model_together_still_cleans_up(
+    kubectl, namespace, aicore, aicore_faults, service_key_secret, start_operator
+):
+    """What `kubectl delete namespace` does: the Secret may go before the model's finalizer."""
+    aicore_faults.set_runtime("noop")
+    start_operator(namespace)
+    kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(model()))
+    obj = wait_for_remote_status(kubectl, namespace, "RUNNING")
+    kubectl("delete", "secret", SECRET, "-n", namespace)
+    kubectl("delete", "emb", "m", "-n", namespace, "--timeout=60s", timeout=70)
+    assert owned(aicore, "deployments", obj) == []

@@ -21,6 +21,8 @@ PLURAL = "embeddingmodels"
 SINGULAR = "embeddingmodel"
 SHORT_NAMES = ["emb"]
 CATEGORIES = ["ai", "embeddings"]
+# Blocks deletion until remote objects are cleaned up (kopf is configured with it).
+FINALIZER = f"{GROUP}/finalizer"
 
 # NB: object names become InferenceService and AI Core configuration names plus suffixes
 # (KServe adds "-predictor-…"); 40 keeps every derived name within the 63-character DNS label.

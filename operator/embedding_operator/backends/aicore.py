@@ -33,7 +33,7 @@ from embedding_operator.aicore import (
 )
 from embedding_operator.aicore.models import Deployment, TargetStatus
 from embedding_operator.api.conditions import Outcome, Reason
-from embedding_operator.api.spec import AICoreSpec, EmbeddingModelSpec
+from embedding_operator.api.spec import FINALIZER, AICoreSpec, EmbeddingModelSpec
 from embedding_operator.api.status import AICoreStatus, Phase, ServingStatus
 from embedding_operator.backends.base import (
     Event,
@@ -510,13 +510,27 @@ class AICoreBackend:
                 ],
             )
         try:
-            client = await self._client(ctx.ref.namespace, aicore)
+            try:
+                client = await self._client(ctx.ref.namespace, aicore)
+            except Stall as stall:
+                # NB: deleting a namespace deletes the Secret and the model together; the client
+                # cached from the last pass still holds a token source, so use it.
+                cached = self._clients.get((ctx.ref.namespace, aicore.secret_ref.name))
+                if cached is not None:
+                    client = cached.client
+                elif not (
+                    previous.artifact_id or previous.configuration_id or previous.deployment_id
+                ):
+                    return Finalized(done=True, message="nothing was created on AI Core")
+                else:
+                    return Finalized(
+                        done=False,
+                        message=f"cannot stop deployment {previous.deployment_id}: "
+                        f"{stall.message}; or remove the finalizer {FINALIZER} to leave it "
+                        "running",
+                        retry_after=self.settings.intervals.stalled,
+                    )
             owned = await self._owned(client, aicore, names_for(ctx.ref, ctx.spec))
-        except Stall as stall:
-            # NB: without credentials nothing can be cleaned up; keep the finalizer and say why.
-            return Finalized(
-                done=False, message=stall.message, retry_after=self.settings.intervals.stalled
-            )
         except (AICoreError, ApiError) as error:
             return Finalized(
                 done=False,
