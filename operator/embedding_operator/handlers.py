@@ -67,8 +67,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.level = logging.WARNING  # our own Events only, plus kopf's errors
     settings.peering.standalone = True  # one replica (Recreate); no peering objects or RBAC
     # Serve exactly our CRD (found at start-up) in exactly the namespaces given: no cluster-wide
-    # list/watch of CRDs and namespaces, so none in RBAC (kopf retries those 403s for a minute
-    # before it starts watching).
+    # list/watch of CRDs and namespaces, so none in RBAC (kopf retries those 403s with back-off,
+    # about half a minute, before it starts watching).
     settings.scanning.disabled = True
     settings.execution.max_workers = 20
     # NB: `memo.metrics` is set by runner.run_operator unless --metrics-port is 0.

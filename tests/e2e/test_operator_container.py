@@ -169,16 +169,16 @@ def operator_container(
     for key, value in env.items():
         flags += ["--env", f"{key}={value}"]
     # The Deployment's args, with the downward-API namespace filled in as the kubelet would, and
-    # the liveness endpoint on a free loopback port (host networking shares the host's ports).
+    # the liveness and metrics endpoints on free ports (host networking shares the host's ports).
     args = [
         a.replace("$(POD_NAMESPACE)", namespace)
         for a in container["args"]
-        if not a.startswith("--liveness=")
+        if not a.startswith(("--liveness=", "--metrics-port="))
     ]
-    args.append(f"--liveness=http://127.0.0.1:{health_port}/healthz")
-    help_text = podman("run", "--rm", *PODMAN_RUN_FLAGS, operator_image, "run", "--help").stdout
-    if "--metrics-port" in help_text:
-        args.append(f"--metrics-port={free_port()}")
+    args += [
+        f"--liveness=http://127.0.0.1:{health_port}/healthz",
+        f"--metrics-port={free_port()}",
+    ]
     started = podman(
         "run", "--rm", "-d", "--name", name, *flags,
         "-v", f"{account_dir}:{SA_MOUNT}:ro",
