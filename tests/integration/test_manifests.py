@@ -220,6 +220,17 @@ def test_deployment_is_one_restricted_replica_with_a_liveness_probe(rendered, ov
     assert container["args"][0] == "run"
 
 
+def test_pod_runs_as_the_images_user(rendered):
+    # The image's USER is what runs where runAsUser is not set (e.g. an OpenShift SCC drops it);
+    # keep both the same non-root identity.
+    dockerfile = (REPO_ROOT / "Dockerfile.operator").read_text().splitlines()
+    (user,) = [line.split()[1] for line in dockerfile if line.startswith("USER ")][-1:]
+    for docs in rendered.values():
+        context = one(docs, "Deployment")["spec"]["template"]["spec"]["securityContext"]
+        assert user == f"{context['runAsUser']}:{context['runAsGroup']}"
+        assert context["runAsUser"] != 0
+
+
 def test_cluster_wide_namespace_enforces_restricted_pod_security(rendered):
     labels = one(rendered["cluster-wide"], "Namespace")["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -405,5 +416,68 @@ def test_cluster_wide_service_account_can_only_what_the_operator_does(
         assert can_i(kubectl, user, "watch", EMB, "--all-namespaces")
         for verb, resource, extra in FORBIDDEN_CLUSTER:
             assert not can_i(kubectl, user, verb, resource, "--all-namespaces", *extra), verb
+    finally:
+        delete_cluster_scoped(kubectl, docs)
+
+
+def test_secret_reader_can_be_bound_per_namespace_instead(kubectl: Kubectl, namespace, tmp_path):
+    """docs/install.md, "Secrets in the cluster-wide install": drop the cluster-wide binding and
+    bind the secret-reader ClusterRole in one namespace only."""
+    user_dir = tmp_path / "tightened"
+    user_dir.mkdir()
+    (user_dir / "no-cluster-wide-secrets.yaml").write_text(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\n"
+        "metadata:\n  name: embedding-operator-secret-reader\n$patch: delete\n"
+    )
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "embedding-operator-secret-reader"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "embedding-operator-secret-reader",
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": SA}],
+    }
+    (user_dir / "secret-reader.yaml").write_text(yaml.safe_dump(binding))
+    (user_dir / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [
+                    os.path.relpath(INSTALL / "overlays" / "cluster-wide", user_dir),
+                    "secret-reader.yaml",
+                ],
+                "patches": [{"path": "no-cluster-wide-secrets.yaml"}],
+            }
+        )
+    )
+    # The test's own namespace and name prefix on top, as in the other cluster-wide test.
+    outer = tmp_path / "outer"
+    outer.mkdir()
+    (outer / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "namespace": namespace,
+                "namePrefix": short_prefix(namespace),
+                "resources": [os.path.relpath(user_dir, outer)],
+            }
+        )
+    )
+    docs = kustomize(outer)
+    assert [d["metadata"]["name"] for d in by_kind(docs, "ClusterRoleBinding")] == [
+        f"{short_prefix(namespace)}embedding-operator"
+    ]
+    try:
+        apply_rbac(kubectl, docs)
+        sa = one(docs, "ServiceAccount")["metadata"]["name"]
+        user = f"system:serviceaccount:{namespace}:{sa}"
+        assert can_i(kubectl, user, "get", "secrets", "-n", namespace)
+        assert not can_i(kubectl, user, "get", "secrets", "-n", "default")
+        assert can_i(kubectl, user, "patch", EMB, "-n", "default")  # the rest stays cluster-wide
     finally:
         delete_cluster_scoped(kubectl, docs)
