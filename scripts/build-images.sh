@@ -182,6 +182,11 @@ for target in "${targets[@]}"; do
             hash=$(inputs_hash Dockerfile.operator .dockerignore pyproject.toml \
                 image/requirements-operator.txt "${files[@]}")
             build operator "$OPERATOR_IMAGE" "$hash" -f "$ROOT/Dockerfile.operator" "$ROOT"
+            # Each rebuild leaves its build stage behind untagged; keep the newest (the layer
+            # cache of the next build), drop the rest.
+            mapfile -t stale < <("${PODMAN[@]}" images --filter dangling=true \
+                --filter label=embeddings.ai/stage=operator-build --format '{{.ID}}' | tail -n +2)
+            [ "${#stale[@]}" -eq 0 ] || "${PODMAN[@]}" rmi "${stale[@]}" >/dev/null 2>&1 || true
             echo "$OPERATOR_IMAGE"
             ;;
     esac
