@@ -5,9 +5,10 @@ in manifests/install/ would run: the Deployment's user and group, read-only root
 capabilities, no privilege escalation, and no kubeconfig — only a ServiceAccount token, CA and
 namespace mounted as files at /var/run/secrets/kubernetes.io/serviceaccount plus
 KUBERNETES_SERVICE_HOST/PORT, so both kopf and the operator's own client must use in-cluster
-config. The ServiceAccount and its Role/RoleBinding come from the namespaced overlay, applied into
-the test namespace. With host networking the container reaches the local API server and the local
-AI Core on loopback. One AI Core model (noop runtime: RUNNING without a predictor) and one KServe
+config. The ServiceAccount and its RBAC come from an overlay applied into the test namespace: the
+namespaced one (Role, `run --namespace`) and the cluster-wide one (ClusterRoles, all namespaces).
+With host networking the container reaches the local API server and the local AI Core on
+loopback. One AI Core model (noop runtime: RUNNING without a predictor) and one KServe
 model exercise every rule: watch and finalizer patches, status patches, Events, Secret get,
 InferenceService get/create/patch, finalizer removal on delete.
 """
@@ -32,7 +33,7 @@ import yaml
 from tests.fixtures.cluster import ClusterHandle, Kubectl, wait_until
 from tests.fixtures.images import PODMAN_RUN_FLAGS, free_port
 from tests.fixtures.operator import FAST_POLLING
-from tests.integration.test_manifests import one, render
+from tests.integration.test_manifests import delete_cluster_scoped, one, render, short_prefix
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -113,19 +114,36 @@ class OperatorContainer:
 
 
 @pytest.fixture
-def installed(kubectl: Kubectl, crd: str, kserve_crds: Any, namespace: str, tmp_path: Path) -> dict:
-    """The namespaced overlay, installed into the test namespace; returns its Deployment."""
-    docs = render("namespaced", tmp_path, namespace=namespace)
-    kubectl(
-        "apply", "--server-side", "--force-conflicts", "--field-manager=test-e2e",
-        "-f", "-", input=yaml.safe_dump_all(docs),
-    )  # fmt: skip
-    return one(docs, "Deployment")
+def installed(
+    request: pytest.FixtureRequest,
+    kubectl: Kubectl,
+    crd: str,
+    kserve_crds: Any,
+    namespace: str,
+    tmp_path: Path,
+) -> Iterator[dict[str, Any]]:
+    """The overlay named by the test's parameter, installed into the test namespace (cluster-wide:
+    with a name prefix, so its ClusterRoles are the test's own); yields its Deployment."""
+    overlay: str = request.param
+    prefix = short_prefix(namespace) if overlay == "cluster-wide" else ""
+    docs = render(overlay, tmp_path, namespace=namespace, prefix=prefix)
+    try:
+        kubectl(
+            "apply", "--server-side", "--force-conflicts", "--field-manager=test-e2e",
+            "-f", "-", input=yaml.safe_dump_all(docs),
+        )  # fmt: skip
+        yield one(docs, "Deployment")
+    finally:
+        delete_cluster_scoped(kubectl, docs)
 
 
 @pytest.fixture
 def service_account_files(
-    kubectl: Kubectl, cluster: ClusterHandle, installed: dict, namespace: str, tmp_path: Path
+    kubectl: Kubectl,
+    cluster: ClusterHandle,
+    installed: dict[str, Any],
+    namespace: str,
+    tmp_path: Path,
 ) -> tuple[Path, str]:
     """token, ca.crt and namespace as the kubelet mounts them; owned by the pod's user."""
     pod = installed["spec"]["template"]["spec"]
@@ -148,7 +166,7 @@ def service_account_files(
 def operator_container(
     operator_image: str,
     cluster: ClusterHandle,
-    installed: dict,
+    installed: dict[str, Any],
     service_account_files: tuple[Path, str],
     namespace: str,
 ) -> Iterator[OperatorContainer]:
@@ -198,7 +216,8 @@ def emb(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
     return kubectl.json("get", "emb", name, "-n", namespace)
 
 
-def test_operator_image_reconciles_with_the_namespaced_rbac(
+@pytest.mark.parametrize("installed", ["namespaced", "cluster-wide"], indirect=True)
+def test_operator_image_reconciles_with_the_installs_rbac(
     kubectl: Kubectl,
     namespace: str,
     aicore: Any,
