@@ -61,6 +61,7 @@ python_bin() {
         py=$(command -v python3.11 || command -v python3 || true)
     fi
     [ -n "$py" ] || die "no python3 found: install Python 3.11 or set PYTHON=/path/to/python3.11"
+    command -v "$py" >/dev/null || die "PYTHON=$py is not an executable: set PYTHON=/path/to/python3.11"
     # NB: the lock pins cp311 wheels, the same Python the serving image's Debian base has.
     "$py" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' ||
         die "$py is not Python 3.11 (the lock pins cp311 wheels): set PYTHON=/path/to/python3.11"
