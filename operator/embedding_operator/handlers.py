@@ -22,6 +22,7 @@ import kopf
 from embedding_operator import login, logs
 from embedding_operator.api.spec import FINALIZER, GROUP, PLURAL, VERSION
 from embedding_operator.backends.base import Event
+from embedding_operator.kube import CRDMissing, check_crd_served
 from embedding_operator.reconciler import Reconciler
 
 RESOURCE = (GROUP, VERSION, PLURAL)
@@ -73,6 +74,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.execution.max_workers = 20
     # NB: `memo.metrics` is set by runner.run_operator unless --metrics-port is 0.
     memo.reconciler = await build_reconciler(post_event, metrics=memo.get("metrics"))
+    try:
+        await check_crd_served(memo.reconciler.kube, memo.get("namespaces") or [])
+    except CRDMissing as error:
+        raise kopf.PermanentError(str(error)) from None
 
 
 @kopf.on.login()

@@ -24,6 +24,7 @@ def run_operator(
     import embedding_operator.handlers  # noqa: F401 - registers the kopf handlers
 
     memo = kopf.Memo()
+    memo.namespaces = namespaces or []
     if not 0 <= metrics_port <= 65535:
         raise SystemExit(f"--metrics-port must be 0 (off) or a port 1..65535, got {metrics_port}")
     if metrics_port:

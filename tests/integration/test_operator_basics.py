@@ -94,3 +94,23 @@ def test_recovers_when_the_secret_appears_without_touching_the_object(
     assert "serviceKey" in message and "url" in message
     assert "s3cr3t-value" not in json.dumps(obj)
     assert obj["metadata"]["generation"] == generation  # recovered by itself: no edit needed
+
+
+def test_operator_exits_with_the_fix_when_the_crd_is_missing(tmp_path):
+    """Without its CRD kopf would idle, live but blind; the operator must say what to do."""
+    import subprocess
+    import sys
+
+    from testcluster import Cluster
+    from tests.fixtures.cluster import REPO_ROOT
+
+    with Cluster(tmp_path / "bare", log_dir=tmp_path / "logs") as bare:
+        proc = subprocess.run(
+            [sys.executable, "-m", "embedding_operator", "run", "--metrics-port=0",
+             "--liveness=http://127.0.0.1:0/healthz"],
+            env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(bare.kubeconfig),
+                 "PYTHONPATH": str(REPO_ROOT / "operator")},
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert proc.returncode != 0
+    assert "the CRD embeddingmodels.embeddings.ai is not installed: kubectl apply" in proc.stderr
