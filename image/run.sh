@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Entrypoint of the serving image: maps the environment that the AI Core ServingTemplate and the
 # KServe InferenceService set (one contract for both backends, docs/images.md) onto
-# `infinity_emb v2` flags, then execs infinity_emb so signals reach the server directly.
+# `infinity_emb v2` flags, then execs infinity (through serve.py beside it, which adds unprefixed
+# OpenAI routes) so signals reach the server directly.
 #
 # Every invalid value exits 2 with ONE line naming the variable and the fix, before anything
 # slow happens. `run.sh --print-command` (or RUN_SH_DRY_RUN=1) validates, prints the final command
-# as one shell-quoted line (`env K=V ... infinity_emb v2 ...`) and exits 0.
+# as one shell-quoted line (`env K=V ... <launcher> v2 ...`) and exits 0.
 #
 # Contract: MODEL_SERVE_NAME (required), MODEL_DIR (/mnt/models), STORAGE_URI (informational; an
 # hf://org/model[@rev] is served from the hub when MODEL_DIR has no model), BATCH_SIZE (32),
@@ -160,7 +161,19 @@ if [ "$offline" = 1 ]; then
     export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 fi
 
-cmd=(infinity_emb v2
+# NB: serve.py (beside this script) is infinity's own CLI plus aliases so the OpenAI routes also
+# answer without the prefix (gen_ai_hub 7.x posts to {deploymentUrl}/embeddings). It needs the
+# Python of the venv that has infinity_emb; without either, plain infinity_emb runs.
+launcher=(infinity_emb)
+if infinity_bin=$(command -v infinity_emb); then
+    here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+    venv_python="$(dirname "$infinity_bin")/python"
+    if [ -f "$here/serve.py" ] && [ -x "$venv_python" ]; then
+        launcher=("$venv_python" "$here/serve.py")
+    fi
+fi
+
+cmd=("${launcher[@]}" v2
     --model-id "$model_id"
     --served-model-name "$name"
     --batch-size "$batch_size"
@@ -184,7 +197,7 @@ if [ "$dry_run" = 1 ]; then
     exit 0
 fi
 
-command -v infinity_emb >/dev/null ||
+[ -n "${infinity_bin:-}" ] ||
     fail "infinity_emb is not on PATH: put the infinity venv's bin on PATH (scripts/ensure-infinity-venv.sh prints it)"
 # NB: the served name and source only; ARG may carry an --api-key and is never logged.
 printf 'run.sh: serving %s as %s on %s:%s%s (engine %s, batch %s)\n' \

@@ -167,7 +167,7 @@ for target in "${targets[@]}"; do
     case "$target" in
         serving)
             wheelhouse=$("$ROOT/scripts/ensure-infinity-venv.sh" --wheelhouse)
-            hash=$(inputs_hash image/Dockerfile image/run.sh image/requirements.txt)
+            hash=$(inputs_hash image/Dockerfile image/run.sh image/serve.py image/requirements.txt)
             build serving "$SERVING_IMAGE" "$hash" \
                 -v "$wheelhouse:/wheels:ro" --build-arg WHEELHOUSE=/wheels \
                 -f "$ROOT/image/Dockerfile" "$ROOT/image"

@@ -7,6 +7,7 @@ that command is exercised in tests/integration/test_images.py.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import stat
@@ -50,7 +51,7 @@ def dry_run(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     assert proc.returncode == 0, proc.stderr
     words = shlex.split(proc.stdout)
     assert words[0] == "env"
-    i = words.index("infinity_emb")
+    i = next(n for n, w in enumerate(words[1:], 1) if not re.match(r"^[A-Z_]+=", w))
     exported = dict(w.split("=", 1) for w in words[1:i])
     return exported, words[i:]
 
@@ -166,6 +167,20 @@ def test_defaults(base_env: dict[str, str], model_dir: Path, tmp_path: Path) -> 
     assert exported["INFINITY_HOME"] == str(tmp_path / "home")
     assert exported["HF_HOME"] == str(tmp_path / "home" / "hf")
     assert (tmp_path / "home" / "hf").is_dir()
+
+
+def test_serve_py_with_the_venv_python_is_the_launcher(
+    base_env: dict[str, str], tmp_path: Path
+) -> None:
+    # With a venv on PATH (infinity_emb beside its python), run.sh starts infinity through
+    # image/serve.py, which adds the unprefixed OpenAI routes.
+    bin_dir = tmp_path / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "infinity_emb").write_text("#!/bin/sh\nexit 99\n")
+    (bin_dir / "infinity_emb").chmod(0o755)
+    (bin_dir / "python").symlink_to(shutil.which("python3") or "/usr/bin/python3")
+    _, argv = dry_run({**base_env, "PATH": f"{bin_dir}:{base_env['PATH']}"})
+    assert argv[:3] == [str(bin_dir / "python"), str(RUN_SH.parent / "serve.py"), "v2"]
 
 
 def test_dry_run_env_var_equals_flag(base_env: dict[str, str]) -> None:
