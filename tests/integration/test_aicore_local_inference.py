@@ -140,17 +140,17 @@ def test_gateway_forwards_both_paths_and_records_them(aicore: LocalAICore, minil
     aicore.admin.clear_inference_calls()
     via_v1 = openai_client(aicore, minilm.deployment_url, "/v1")
     assert len(via_v1.embeddings.create(model=MODEL, input=["a"]).data) == 1
-    # gen_ai_hub >= 7 posts to {deploymentUrl}/embeddings (aicore-api.md §6.2); infinity under
-    # --url-prefix /v1 does not serve that path, and the gateway forwards it unchanged.
+    # gen_ai_hub >= 7 posts to {deploymentUrl}/embeddings (aicore-api.md §6.2): the gateway
+    # forwards it unchanged and the serving image (image/serve.py) answers it as /v1/embeddings.
     bare = httpx.post(
         f"{minilm.deployment_url}/embeddings",
         headers=aicore.headers(),
         json={"model": MODEL, "input": ["a"]},
         params={"api-version": "2025-03-01-preview"},
     )
-    assert bare.status_code == 404 and "error" not in bare.json()  # infinity's own 404
+    assert bare.status_code == 200 and len(bare.json()["data"][0]["embedding"]) == 384
     calls = [(c["method"], c["path"], c["status"]) for c in aicore.admin.inference_calls()]
-    assert calls == [("POST", "/v1/embeddings", 200), ("POST", "/embeddings", 404)]
+    assert calls == [("POST", "/v1/embeddings", 200), ("POST", "/embeddings", 200)]
     models = httpx.get(f"{minilm.deployment_url}/v1/models", headers=aicore.headers())
     assert [m["id"] for m in models.json()["data"]] == [MODEL]
 

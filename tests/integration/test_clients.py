@@ -258,20 +258,21 @@ def test_gen_ai_hub_resolves_by_model_name_and_gets_embeddings(
     }
 
     # Plain sap-ai-sdk-gen 7.4.1: finds the deployment by the `modelName` binding, then posts to
-    # {deploymentUrl}/embeddings (it ignores prediction_url_suffix), which infinity under
-    # --url-prefix /v1 does not serve.
+    # {deploymentUrl}/embeddings (it ignores prediction_url_suffix); the serving image answers
+    # that path as well as /v1/embeddings (image/serve.py).
     plain = GenAIHubProxyClient(**credentials)
     deployment = plain.select_deployment(model_name=MODEL_NAME)
     assert deployment.deployment_id == served.deployment_id
     assert deployment.config_name.startswith(served.config_prefix)
     aicore.admin.clear_inference_calls()
-    with pytest.raises(openai.NotFoundError):
-        OpenAI(proxy_client=plain, max_retries=0).embeddings.create(
-            model_name=MODEL_NAME, input=["hello"]
-        )
-    assert calls(aicore, served.deployment_id) == [("POST", "/embeddings", 404)]
+    plain_result = OpenAI(proxy_client=plain, max_retries=0).embeddings.create(
+        model_name=MODEL_NAME, input=["hello"]
+    )
+    assert [len(d.embedding) for d in plain_result.data] == [DIMS]
+    assert calls(aicore, served.deployment_id) == [("POST", "/embeddings", 200)]
 
-    # The documented fix (examples/gen_ai_hub_embeddings.py): honour the suffix → /v1/embeddings.
+    # Honouring the suffix (examples/gen_ai_hub_embeddings.py) gives /v1/embeddings, the path
+    # AI Core's samples route; both give the same vector.
     prefixed = gen_ai_hub_scenario.PrefixedProxyClient(**credentials)
     aicore.admin.clear_inference_calls()
     result = OpenAI(proxy_client=prefixed).embeddings.create(
@@ -282,6 +283,7 @@ def test_gen_ai_hub_resolves_by_model_name_and_gets_embeddings(
     assert [len(v) for v in vectors] == [DIMS, DIMS]
     assert cosine(vectors[0], vectors[1]) < 0.95  # two sentences, two different vectors
     assert calls(aicore, served.deployment_id) == [("POST", "/v1/embeddings", 200)]
+    assert cosine(vectors[0], plain_result.data[0].embedding) > 0.9999
 
     # The same vector the plain HTTP path (the CLI) gets for the same text.
     via_cli = json.loads(cli(served, served.name, "-o", "json", "hello").stdout)
