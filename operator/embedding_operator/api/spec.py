@@ -38,6 +38,11 @@ def cel(rule: str, message: str, **extra: str) -> dict[str, Any]:
     return {"rule": rule, "message": message, **extra}
 
 
+def immutable(path: str, fix: str) -> dict[str, Any]:
+    """`json_schema_extra` for a field the API server keeps unchanged after creation."""
+    return {"x-kubernetes-validations": [cel("self == oldSelf", f"{path} is immutable: {fix}")]}
+
+
 def object_default(model: type[BaseModel]) -> dict[str, Any]:
     """The CRD default of an optional section: its field defaults, without empty collections.
 
@@ -249,44 +254,27 @@ class AICoreSpec(_Model):
         max_length=253,
         pattern=r"^[a-zA-Z0-9][a-zA-Z0-9.-]*[a-zA-Z0-9]$",
         description="AI Core resource group (the AI-Resource-Group header).",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "self == oldSelf",
-                    "spec.aicore.resourceGroup is immutable (the deployment lives in the old "
-                    "group): delete and re-create the EmbeddingModel to move it",
-                )
-            ]
-        },
+        json_schema_extra=immutable(
+            "spec.aicore.resourceGroup",
+            "the deployment lives in the old group; delete and re-create the EmbeddingModel "
+            "to move it",
+        ),
     )
     scenario_id: str = Field(
         default="embedding-infinity",
         pattern=r"^[\w.-]{4,64}$",
         description="Scenario of the operator's ServingTemplate (synced by an AI Core app).",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "self == oldSelf",
-                    "spec.aicore.scenarioId is immutable: delete and re-create the EmbeddingModel "
-                    "to change it",
-                )
-            ]
-        },
+        json_schema_extra=immutable(
+            "spec.aicore.scenarioId", "delete and re-create the EmbeddingModel to change it"
+        ),
     )
     executable_id: str = Field(
         default="embedding-infinity",
         pattern=r"^[\w.-]{4,64}$",
         description="Executable (ServingTemplate name) in that scenario.",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "self == oldSelf",
-                    "spec.aicore.executableId is immutable: delete and re-create the "
-                    "EmbeddingModel "
-                    "to change it",
-                )
-            ]
-        },
+        json_schema_extra=immutable(
+            "spec.aicore.executableId", "delete and re-create the EmbeddingModel to change it"
+        ),
     )
     resource_plan: str = Field(
         default="starter",
@@ -425,14 +413,9 @@ class EmbeddingModelSpec(_Model):
 
     backend: Backend = Field(
         description="Where the model runs: aicore (SAP AI Core) or kserve. Immutable.",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "self == oldSelf",
-                    "spec.backend is immutable: create a new EmbeddingModel for the other backend",
-                )
-            ]
-        },
+        json_schema_extra=immutable(
+            "spec.backend", "create a new EmbeddingModel for the other backend"
+        ),
     )
     model: ModelSource = Field(description="The model to serve.")
     serving: Serving = Field(
