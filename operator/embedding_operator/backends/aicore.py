@@ -75,22 +75,34 @@ class _CachedClient:
 ServingChecker = Callable[[str, dict[str, str], str, float], Awaitable[int]]
 
 
-async def check_serving(url: str, headers: dict[str, str], model: str, seconds: float) -> int:
-    """POST one embedding request; return the vector size. Raises on any failure."""
-    async with httpx.AsyncClient(timeout=seconds) as http:
-        response = await http.post(
+class HttpServingChecker:
+    """POSTs one embedding request and returns the vector size; raises on any failure.
+
+    NB: one shared httpx client: building a client per check (TLS context included) costs more
+    CPU than the request itself once hundreds of models are polled.
+    """
+
+    def __init__(self) -> None:
+        self._http = httpx.AsyncClient()
+
+    async def __call__(self, url: str, headers: dict[str, str], model: str, seconds: float) -> int:
+        response = await self._http.post(
             f"{url}/embeddings",
             headers=headers,
             json={"model": model, "input": [SERVING_CHECK_INPUT]},
+            timeout=seconds,
         )
-    if response.status_code != 200:
-        raise RuntimeError(
-            f"HTTP {response.status_code} from {url}/embeddings: {response.text[:200]}"
-        )
-    data = response.json()["data"][0]["embedding"]
-    if isinstance(data, str):  # base64 encoding_format
-        return len(base64.b64decode(data)) // 4
-    return len(data)
+        if response.status_code != 200:
+            raise RuntimeError(
+                f"HTTP {response.status_code} from {url}/embeddings: {response.text[:200]}"
+            )
+        data = response.json()["data"][0]["embedding"]
+        if isinstance(data, str):  # base64 encoding_format
+            return len(base64.b64decode(data)) // 4
+        return len(data)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
 
 
 class AICoreBackend:
@@ -101,12 +113,15 @@ class AICoreBackend:
         kube: AsyncClient,
         settings: Settings,
         *,
-        checker: ServingChecker = check_serving,
+        checker: ServingChecker | None = None,
         client_factory: Callable[..., AICoreClient] = AICoreClient,
     ) -> None:
         self.kube = kube
         self.settings = settings
-        self.checker = checker
+        self._own_checker: HttpServingChecker | None = None
+        if checker is None:
+            checker = self._own_checker = HttpServingChecker()
+        self.checker: ServingChecker = checker
         self.client_factory = client_factory
         self._clients: dict[tuple[str, str], _CachedClient] = {}
 
@@ -114,6 +129,8 @@ class AICoreBackend:
         for cached in self._clients.values():
             await cached.client.aclose()
         self._clients.clear()
+        if self._own_checker is not None:
+            await self._own_checker.aclose()
 
     # -- observe: credentials ----------------------------------------------------------------
 
