@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -60,28 +61,68 @@ def main() -> int:
     port, metrics_port, live_port = free_port(), free_port(), free_port()
     key_path = work / "key.json"
     aicore = subprocess.Popen(
-        [sys.executable, "-m", "aicore_local", "up", "--port", str(port), "--data", str(work / "aicore"),
-         "--service-key", str(key_path), "--runtime", "noop", "--pidfile", str(work / "aicore.pid"),
-         "--log", str(work / "logs" / "aicore.log")],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "operator")},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "aicore_local",
+            "up",
+            "--port",
+            str(port),
+            "--data",
+            str(work / "aicore"),
+            "--service-key",
+            str(key_path),
+            "--runtime",
+            "noop",
+            "--pidfile",
+            str(work / "aicore.pid"),
+            "--log",
+            str(work / "logs" / "aicore.log"),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "operator")},
+    )
     aicore.wait()
     operator = None
     try:
-        subprocess.run([*kube, "apply", "--server-side", "-f", str(ROOT / "crds")], check=True,
-                       capture_output=True)  # fmt: skip
-        subprocess.run([*kube, "wait", "--for=condition=Established",
-                        "crd/embeddingmodels.embeddings.ai"], check=True, capture_output=True)  # fmt: skip
-        subprocess.run([*kube, "create", "secret", "generic", "aicore", f"--from-file=serviceKey={key_path}"],
-                       check=True, capture_output=True)  # fmt: skip
-        env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig),
-               "PYTHONPATH": str(ROOT / "operator"), "EMB_POLL_PENDING_SECONDS": "2"}  # fmt: skip
+        subprocess.run(
+            [*kube, "apply", "--server-side", "-f", str(ROOT / "crds")],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [*kube, "wait", "--for=condition=Established", "crd/embeddingmodels.embeddings.ai"],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [*kube, "create", "secret", "generic", "aicore", f"--from-file=serviceKey={key_path}"],
+            check=True,
+            capture_output=True,
+        )
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(cluster.kubeconfig),
+            "PYTHONPATH": str(ROOT / "operator"),
+            "EMB_POLL_PENDING_SECONDS": "2",
+        }
         log = (work / "logs" / "operator.log").open("wb")
         operator = subprocess.Popen(
-            [sys.executable, "-m", "embedding_operator", "run", "-n", "default",
-             f"--liveness=http://127.0.0.1:{live_port}/healthz", f"--metrics-port={metrics_port}"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "embedding_operator",
+                "run",
+                "-n",
+                "default",
+                f"--liveness=http://127.0.0.1:{live_port}/healthz",
+                f"--metrics-port={metrics_port}",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         time.sleep(3)
         docs = [
             {
@@ -97,16 +138,25 @@ def main() -> int:
             for i in range(args.models)
         ]
         started = time.monotonic()
-        subprocess.run([*kube, "apply", "-f", "-"], input=yaml.safe_dump_all(docs), text=True,
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [*kube, "apply", "-f", "-"],
+            input=yaml.safe_dump_all(docs),
+            text=True,
+            check=True,
+            capture_output=True,
+        )
         running = 0
         while time.monotonic() - started < args.timeout:
-            items = json.loads(subprocess.run([*kube, "get", "emb", "-o", "json"], check=True,
-                                              capture_output=True, text=True).stdout)["items"]  # fmt: skip
+            items = json.loads(
+                subprocess.run(
+                    [*kube, "get", "emb", "-o", "json"], check=True, capture_output=True, text=True
+                ).stdout
+            )["items"]
             running = sum(
-                1 for o in items
+                1
+                for o in items
                 if o.get("status", {}).get("aicore", {}).get("deploymentStatus") == "RUNNING"
-            )  # fmt: skip
+            )
             if running == args.models:
                 break
             time.sleep(1)
@@ -132,10 +182,23 @@ def main() -> int:
         if operator is not None:
             operator.terminate()
             operator.wait(timeout=30)
-        subprocess.run([sys.executable, "-m", "aicore_local", "down", "--pidfile", str(work / "aicore.pid")],
-                       cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "operator")},
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "aicore_local",
+                "down",
+                "--pidfile",
+                str(work / "aicore.pid"),
+                "--data",
+                str(work / "aicore"),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT / "operator")},
+            capture_output=True,
+        )
         cluster.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -131,8 +132,11 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     pidfile = Path(args.pidfile)
     pid = int(pidfile.read_text().strip()) if pidfile.exists() else None
-    launcher.stop(pid, Path(args.data).resolve())
+    data = Path(args.data).resolve()
+    launcher.stop(pid, data)
     pidfile.unlink(missing_ok=True)
+    # NB: state lives in memory, so the deployments' model copies are garbage once it stops.
+    shutil.rmtree(data / "deployments", ignore_errors=True)
     print("local AI Core stopped" if pid else "local AI Core was not running")
     return 0
 

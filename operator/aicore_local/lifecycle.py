@@ -258,7 +258,13 @@ class Lifecycle:
         env = rendered.env
         init_log = self._log(dep, "storage-initializer")
         try:
-            await initialize(env.get("STORAGE_URI"), model_dir, lambda m: init_log(m, "stderr"))
+            if self.emu.faults.runtime == "noop":
+                # NB: nothing reads the model; scale tests would otherwise copy it per deployment.
+                model_dir.mkdir(parents=True)
+            else:
+                await initialize(
+                    env.get("STORAGE_URI"), model_dir, lambda m: init_log(m, "stderr")
+                )
         except StorageError as exc:
             init_log(str(exc), "stderr")
             raise PredictorFailed(str(exc)) from exc
