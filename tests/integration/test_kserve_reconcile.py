@@ -511,14 +511,23 @@ async def test_api_server_rejection_is_stalled_with_its_message(
             },
         }
     )
-    try:
-        model = create_model(kubectl, namespace, "minilm", {})
+    probe = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "probe", "namespace": namespace},
+        "spec": {"predictor": {"containers": [{"name": "kserve-container", "image": "x"}]}},
+    }
 
-        result = await poll(  # the policy takes a moment to be enforced
-            "the admission policy to reject the InferenceService",
-            lambda: backend.reconcile(context(model)),
-            lambda r: r.outcome.state == "stalled",
+    def enforced() -> bool:  # admission policies take a moment to be enforced
+        proc = kubectl(
+            "create", "--dry-run=server", "-f", "-", input=json.dumps(probe), check=False
         )
+        return proc.returncode != 0 and "GPUs only in namespace ml-prod" in proc.stderr
+
+    try:
+        wait_until(enforced, what="the admission policy to be enforced")
+        model = create_model(kubectl, namespace, "minilm", {})
+        result = await backend.reconcile(context(model))
         assert result.outcome.reason == Reason.INFERENCE_SERVICE_REJECTED, explain(result)
         assert "GPUs only in namespace ml-prod" in result.outcome.message, result.outcome.message
         assert not kubectl.exists(ISVC, "minilm", "-n", namespace)
