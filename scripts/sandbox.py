@@ -45,7 +45,9 @@ def run(*args: str, check: bool = True, capture: bool = False) -> subprocess.Com
     return proc
 
 
-def kubectl(*args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess[str]:
+def kubectl(
+    *args: str, check: bool = True, capture: bool = False
+) -> subprocess.CompletedProcess[str]:
     return run("kubectl", f"--kubeconfig={KUBECONFIG}", *args, check=check, capture=capture)
 
 
@@ -65,7 +67,13 @@ def start_operator() -> None:
     env = {**os.environ, "KUBECONFIG": str(KUBECONFIG), "PYTHONPATH": str(ROOT / "operator")}
     with OPERATOR_LOG.open("ab") as log:
         proc = subprocess.Popen(
-            [PY, "-m", "embedding_operator", "run", f"--liveness=http://127.0.0.1:{LIVENESS_PORT}/healthz"],
+            [
+                PY,
+                "-m",
+                "embedding_operator",
+                "run",
+                f"--liveness=http://127.0.0.1:{LIVENESS_PORT}/healthz",
+            ],
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -108,7 +116,7 @@ def stop_operator() -> None:
 def up() -> None:
     step("Starting the local control plane (etcd, kube-apiserver, controller-manager)")
     run(PY, "-m", "testcluster", "up")
-    step("Starting the local AI Core (ServingTemplate from manifests/aicore/, MiniLM in its object store)")
+    step("Starting the local AI Core (template from manifests/aicore/, MiniLM in its object store)")
     run(PY, "-m", "aicore_local", "up")
     step("Installing the EmbeddingModel CRD")
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
@@ -130,7 +138,13 @@ def up() -> None:
     step("Waiting for Ready (AI Core artifact -> configuration -> deployment -> serving check)")
     started = time.monotonic()
     proc = kubectl(
-        "wait", "--for=condition=Ready", "emb/minilm", "-n", NAMESPACE, "--timeout=600s", check=False
+        "wait",
+        "--for=condition=Ready",
+        "emb/minilm",
+        "-n",
+        NAMESPACE,
+        "--timeout=600s",
+        check=False,
     )
     if proc.returncode != 0:
         kubectl("get", "emb", "-n", NAMESPACE, "-o", "wide", check=False)
@@ -151,7 +165,9 @@ def embed() -> None:
         auth=(key["clientid"], key["clientsecret"]),
         timeout=30,
     ).json()["access_token"]
-    obj = json.loads(kubectl("get", "emb", "minilm", "-n", NAMESPACE, "-o", "json", capture=True).stdout)
+    obj = json.loads(
+        kubectl("get", "emb", "minilm", "-n", NAMESPACE, "-o", "json", capture=True).stdout
+    )
     endpoint = obj["status"]["endpoint"]
     client = openai.OpenAI(
         base_url=endpoint, api_key=token, default_headers={"AI-Resource-Group": "default"}
@@ -185,7 +201,7 @@ def main() -> int:
             down()
         raise
     if args.command == "demo":
-        step("Cleaning up: deleting the model (the finalizer stops and deletes the AI Core deployment)")
+        step("Cleaning up: deleting the model (the finalizer stops and deletes its deployment)")
         kubectl("delete", "emb", "minilm", "-n", NAMESPACE, "--timeout=120s")
         down()
         print("\nDemo finished.")
@@ -195,7 +211,7 @@ def main() -> int:
             f"  export KUBECONFIG={KUBECONFIG}\n"
             f"  kubectl get emb -o wide\n"
             f"  kubectl describe emb minilm\n"
-            f"  .venv/bin/embedding-operator embed minilm 'hello world'   # if installed\n"
+            f"  .venv/bin/embedding-operator embed minilm 'hello world'\n"
             f"Stop with: make down"
         )
     return 0

@@ -262,9 +262,7 @@ class Lifecycle:
                 # NB: nothing reads the model; scale tests would otherwise copy it per deployment.
                 model_dir.mkdir(parents=True)
             else:
-                await initialize(
-                    env.get("STORAGE_URI"), model_dir, lambda m: init_log(m, "stderr")
-                )
+                await initialize(env.get("STORAGE_URI"), model_dir, lambda m: init_log(m, "stderr"))
         except StorageError as exc:
             init_log(str(exc), "stderr")
             raise PredictorFailed(str(exc)) from exc
