@@ -31,25 +31,14 @@ from embedding_operator.plan.kserve import (
     STOP_ANNOTATION,
 )
 from embedding_operator.settings import Settings
-from tests.fixtures.cluster import KSERVE_CRDS_DIR, REPO_ROOT, Kubectl, wait_until
+from tests.fixtures.cluster import KSERVE_CRDS_DIR, Kubectl, wait_until
 from tests.unit.test_kserve_checker import FakeInfinity
 
 pytestmark = pytest.mark.integration
 
-EMB_CRD = REPO_ROOT / "crds" / "embeddings.ai_embeddingmodels.yaml"
 ISVC = "inferenceservices.serving.kserve.io"
 ISVC_CRD_FILE = KSERVE_CRDS_DIR / "serving.kserve.io_inferenceservices.yaml"
 MINILM = {"name": "all-minilm-l6-v2", "uri": "hf://sentence-transformers/all-MiniLM-L6-v2"}
-
-
-@pytest.fixture(scope="session")
-def embedding_crd(kubectl: Kubectl) -> str:
-    """Our own CRD (crds/), so tests create real EmbeddingModel owners."""
-    kubectl("apply", "--server-side", "--field-manager=tests", "-f", str(EMB_CRD))
-    kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", "crd/embeddingmodels.embeddings.ai"
-    )
-    return "embeddingmodels.embeddings.ai"
 
 
 @pytest.fixture
@@ -137,7 +126,7 @@ async def test_create_then_follow_kserve_to_ready_with_a_verified_endpoint(
     kubectl: Kubectl,
     namespace: str,
     kserve_crds: object,
-    embedding_crd: str,
+    crd: str,
     backend: KServeBackend,
     fake_infinity: FakeInfinity,
 ) -> None:
@@ -211,7 +200,7 @@ async def test_cluster_local_url_skips_the_check(
     kubectl: Kubectl,
     namespace: str,
     kserve_crds: object,
-    embedding_crd: str,
+    crd: str,
     backend: KServeBackend,
 ) -> None:
     model = create_model(kubectl, namespace, "minilm", {})
@@ -236,7 +225,7 @@ async def test_failed_model_load_is_stalled_with_kserves_reason(
     kubectl: Kubectl,
     namespace: str,
     kserve_crds: object,
-    embedding_crd: str,
+    crd: str,
     backend: KServeBackend,
 ) -> None:
     model = create_model(kubectl, namespace, "minilm", {})
@@ -268,7 +257,7 @@ async def test_suspend_sets_the_stop_annotation_and_follows_stopped(
     kubectl: Kubectl,
     namespace: str,
     kserve_crds: object,
-    embedding_crd: str,
+    crd: str,
     backend: KServeBackend,
 ) -> None:
     model = create_model(kubectl, namespace, "minilm", {})
@@ -303,7 +292,7 @@ async def test_spec_change_updates_in_place_and_leaves_kserves_fields_alone(
     kubectl: Kubectl,
     namespace: str,
     kserve_crds: object,
-    embedding_crd: str,
+    crd: str,
     backend: KServeBackend,
 ) -> None:
     model = create_model(kubectl, namespace, "minilm", {})
@@ -362,7 +351,7 @@ async def test_deleting_the_owner_deletes_the_inference_service(
     kubectl: Kubectl,
     namespace: str,
     kserve_crds: object,
-    embedding_crd: str,
+    crd: str,
     backend: KServeBackend,
 ) -> None:
     model = create_model(kubectl, namespace, "minilm", {})
@@ -382,7 +371,7 @@ async def test_foreign_inference_service_of_our_name_is_left_alone(
     kubectl: Kubectl,
     namespace: str,
     kserve_crds: object,
-    embedding_crd: str,
+    crd: str,
     backend: KServeBackend,
 ) -> None:
     kubectl.apply(
@@ -422,7 +411,7 @@ async def test_without_kserve_stalls_then_converges_once_installed(
     kubectl: Kubectl,
     namespace: str,
     kserve_crds: object,
-    embedding_crd: str,
+    crd: str,
     backend: KServeBackend,
 ) -> None:
     # NB: removes the cluster-wide InferenceService CRD (and every InferenceService with it) and
@@ -468,7 +457,7 @@ async def test_api_server_rejection_is_stalled_with_its_message(
     kubectl: Kubectl,
     namespace: str,
     kserve_crds: object,
-    embedding_crd: str,
+    crd: str,
     backend: KServeBackend,
 ) -> None:
     # A policy engine (here a ValidatingAdmissionPolicy) refuses the InferenceService: the user
@@ -540,7 +529,7 @@ async def test_hand_edits_to_our_fields_are_reverted(
     kubectl: Kubectl,
     namespace: str,
     kserve_crds: object,
-    embedding_crd: str,
+    crd: str,
     backend: KServeBackend,
 ) -> None:
     model = create_model(kubectl, namespace, "minilm", {})
@@ -565,7 +554,7 @@ async def test_the_shell_writes_the_backends_view_into_the_embedding_model(
     kubeconfig: str,
     namespace: str,
     kserve_crds: object,
-    embedding_crd: str,
+    crd: str,
     fake_infinity: FakeInfinity,
 ) -> None:
     """Contract with reconciler.py: what the backend returns lands in status as documented."""

@@ -19,7 +19,7 @@ from embedding_operator.api.spec import parse_spec
 from embedding_operator.backends.base import ObjectRef
 from embedding_operator.plan.kserve import render
 from tests.fixtures.cluster import REPO_ROOT, Kubectl
-from tests.integration.test_kserve_reconcile import ISVC, embedding_crd  # noqa: F401 - fixture
+from tests.integration.test_kserve_reconcile import ISVC
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,7 @@ def test_example_and_its_inference_service_are_accepted(
     kubectl: Kubectl,
     namespace: str,
     kserve_crds: object,
-    embedding_crd: str,  # noqa: F811 - the fixture imported above
+    crd: str,
 ) -> None:
     example = yaml.safe_load(path.read_text())
     example["metadata"]["namespace"] = namespace
