@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import binascii
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -157,14 +155,14 @@ def target_of(obj: Mapping[str, Any], *, endpoint: str | None = None) -> Target:
 
 
 def _vector_size(embedding: Any) -> int:
-    if isinstance(embedding, list):
-        return len(embedding)
-    if isinstance(embedding, str):  # encoding_format base64: little-endian float32
-        try:
-            return len(base64.b64decode(embedding, validate=True)) // 4
-        except binascii.Error:
-            pass
-    raise EmbedError("the server's answer has an embedding that is neither a list nor base64")
+    from embedding_operator.plan.serving_check import embedding_size
+
+    try:
+        return embedding_size(embedding)
+    except ValueError:
+        raise EmbedError(
+            "the server's answer has an embedding that is neither a list nor base64"
+        ) from None
 
 
 def dimensions_of(response: Mapping[str, Any]) -> tuple[int, list[int]]:
@@ -201,37 +199,33 @@ async def _read_object(kube: Any, name: str, namespace: str) -> dict[str, Any]:
     import httpx2  # lightkube's HTTP client (a fork of httpx with its own error classes)
     from lightkube import ApiError
 
-    from embedding_operator.kube import EmbeddingModelResource
+    from embedding_operator.kube import EmbeddingModelResource, kube_error
 
     try:
         obj = await kube.get(EmbeddingModelResource, name, namespace=namespace)
-    except ApiError as exc:
-        code = exc.status.code
-        if code == 404:
-            raise EmbedError(
-                f"EmbeddingModel {namespace}/{name} not found: check the name and namespace "
-                f"(kubectl get emb -n {namespace})"
-            ) from None
-        if code == 403:
-            raise EmbedError(
-                f"not allowed to read EmbeddingModel {namespace}/{name}: you need 'get' on "
-                "embeddingmodels.embeddings.ai in that namespace"
-            ) from None
-        raise EmbedError(
-            f"reading EmbeddingModel {namespace}/{name} failed: {exc.status.message}"
-        ) from None
-    except httpx2.HTTPStatusError as exc:
-        # NB: without the CRD the API server answers 404 as text/plain, which lightkube raises
-        # as its HTTP client's error rather than ApiError.
-        if exc.response.status_code == 404:
+    except (ApiError, httpx2.HTTPError) as raw:
+        error = kube_error(raw)
+        assert error is not None
+        if error.code == 404 and not isinstance(raw, ApiError):
+            # NB: without the CRD the API server answers a plain-text 404.
             raise EmbedError(
                 "the API server does not know EmbeddingModel (embeddings.ai/v1alpha1): "
                 "install the CRD from crds/ first"
             ) from None
-        raise EmbedError(f"reading EmbeddingModel {namespace}/{name} failed: {exc}") from None
-    except httpx2.HTTPError as exc:
+        if error.code == 404:
+            raise EmbedError(
+                f"EmbeddingModel {namespace}/{name} not found: check the name and namespace "
+                f"(kubectl get emb -n {namespace})"
+            ) from None
+        if error.code == 403:
+            raise EmbedError(
+                f"not allowed to read EmbeddingModel {namespace}/{name}: you need 'get' on "
+                "embeddingmodels.embeddings.ai in that namespace"
+            ) from None
+        if error.code is None:
+            raise EmbedError(error.message) from None
         raise EmbedError(
-            f"cannot reach the Kubernetes API server: {type(exc).__name__}: {exc}"
+            f"reading EmbeddingModel {namespace}/{name} failed: {error.message}"
         ) from None
     result: dict[str, Any] = obj.to_dict()
     return result
@@ -239,35 +233,21 @@ async def _read_object(kube: Any, name: str, namespace: str) -> dict[str, Any]:
 
 async def _aicore_headers(kube: Any, target: Target) -> dict[str, str]:
     """Token + resource group from the service key in the object's Secret (never printed)."""
-    from lightkube import ApiError
-    from lightkube.resources.core_v1 import Secret
-
     from embedding_operator.aicore import AICoreClient, AICoreError, parse_service_key
+    from embedding_operator.kube import KubeError, SecretProblem, read_secret_key
 
+    assert target.secret_name is not None
     where = f"Secret {target.namespace}/{target.secret_name}"
     try:
-        secret = await kube.get(Secret, target.secret_name, namespace=target.namespace)
-    except ApiError as exc:
-        if exc.status.code == 404:
-            raise EmbedError(
-                f"{where} (spec.aicore.secretRef) not found: it holds the AI Core service key"
-            ) from None
-        if exc.status.code == 403:
-            raise EmbedError(
-                f"not allowed to read {where}: calling an AI Core model needs its service key "
-                "('get' on that Secret)"
-            ) from None
-        raise EmbedError(f"reading {where} failed: {exc.status.message}") from None
-    raw = (secret.data or {}).get(target.secret_key)
-    if raw is None:
-        raise EmbedError(
-            f"{where} has no key '{target.secret_key}' (spec.aicore.secretRef.key): "
-            "put the service-key JSON under that key"
+        content = await read_secret_key(
+            kube, target.namespace, target.secret_name, target.secret_key
         )
+    except SecretProblem as problem:
+        raise EmbedError(f"{problem.message} (spec.aicore.secretRef)") from None
+    except KubeError as error:
+        raise EmbedError(f"reading {where} failed: {error.message}") from None
     try:
-        key = parse_service_key(base64.b64decode(raw))
-    except (binascii.Error, ValueError):
-        raise EmbedError(f"{where} key '{target.secret_key}' is not valid base64") from None
+        key = parse_service_key(content)
     except AICoreError as exc:
         raise EmbedError(f"{where}: {exc}") from None
     assert target.resource_group is not None

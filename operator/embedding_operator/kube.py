@@ -1,25 +1,61 @@
-"""Kubernetes API access for the operator's own writes (lightkube, async, httpx underneath).
+"""The Kubernetes boundary: the operator's own client, status patches, Secret reads, one error map.
 
 kopf watches and runs handlers with its own API client; everything the operator writes itself —
 status patches, child InferenceServices, reading referenced Secrets — goes through the one lightkube
 client built here, so credentials come from the same kubeconfig or in-cluster ServiceAccount.
+
+lightkube raises two kinds of errors: `ApiError` when the API server answered with a JSON
+`Status`, and its HTTP client's (httpx2) errors otherwise — a plain-text 404 for a resource the
+server does not serve, a connection refused, a timeout. `kube_error` turns both into one
+`KubeError(code, message)`, so no caller sorts them out again.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 import httpx2
 from lightkube import AsyncClient, KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.core_v1 import Secret
 from lightkube.types import PatchType
 
+from embedding_operator.api.conditions import Reason
 from embedding_operator.api.spec import GROUP, KIND, PLURAL, VERSION
 
 FIELD_MANAGER = "embedding-operator"
 
 EmbeddingModelResource = create_namespaced_resource(GROUP, VERSION, KIND, PLURAL)
+
+
+class KubeError(Exception):
+    """A failed Kubernetes API call. `code` is the HTTP status, None when no answer came."""
+
+    def __init__(self, code: int | None, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def transient(self) -> bool:
+        """No answer, throttled, or a server-side failure: retrying can help."""
+        return self.code is None or self.code == 429 or self.code >= 500
+
+
+def kube_error(error: BaseException) -> KubeError | None:
+    """The one mapping of lightkube's errors; None for anything that is not one."""
+    if isinstance(error, KubeError):
+        return error
+    if isinstance(error, ApiError):
+        return KubeError(error.status.code, error.status.message or str(error))
+    if isinstance(error, httpx2.HTTPStatusError):
+        return KubeError(error.response.status_code, error.response.text[:500])
+    if isinstance(error, httpx2.HTTPError):
+        return KubeError(None, f"cannot reach the Kubernetes API server: {type(error).__name__}")
+    return None
 
 
 def make_client(kubeconfig: str | None = None) -> AsyncClient:
@@ -41,6 +77,56 @@ async def patch_status(
     )
 
 
+class SecretProblem(Exception):
+    """A referenced Secret cannot be used; `reason` and `message` say why and how to fix it."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+async def read_secret_key(client: AsyncClient, namespace: str, name: str, key: str) -> bytes:
+    """The decoded value of `key` in Secret namespace/name; `SecretProblem` says what is wrong.
+
+    Other API failures (5xx, no connection) are raised as `KubeError` for the retry policy.
+    """
+    where = f"Secret {namespace}/{name}"
+    try:
+        secret = await client.get(Secret, name, namespace=namespace)
+    except (ApiError, httpx2.HTTPError) as raw:
+        error = kube_error(raw)
+        assert error is not None
+        if error.code == 404:
+            raise SecretProblem(
+                Reason.SECRET_NOT_FOUND,
+                f"{where} not found: create it with the AI Core service key under key "
+                f"'{key}', e.g. kubectl create secret generic {name} -n {namespace} "
+                f"--from-file={key}=service-key.json",
+            ) from None
+        if error.code == 403:
+            raise SecretProblem(
+                Reason.SECRET_FORBIDDEN,
+                f"the operator may not read {where}: grant its ServiceAccount 'get' on Secrets "
+                f"in namespace {namespace} (a Role and RoleBinding, see docs/install.md)",
+            ) from None
+        raise error from None
+    raw_value = (secret.data or {}).get(key)
+    if raw_value is None:
+        keys = ", ".join(sorted((secret.data or {}).keys())) or "none"
+        raise SecretProblem(
+            Reason.SECRET_NOT_FOUND,
+            f"{where} has no key '{key}' (it has: {keys}): put the service-key JSON "
+            "under that key or set spec.aicore.secretRef.key",
+        )
+    try:
+        return base64.b64decode(raw_value, validate=True)
+    except (binascii.Error, ValueError):
+        raise SecretProblem(
+            Reason.SERVICE_KEY_INVALID, f"{where} key '{key}' is not valid base64"
+        ) from None
+
+
 class CRDMissing(Exception):
     """Our CRD is not installed in the cluster."""
 
@@ -54,11 +140,10 @@ async def check_crd_served(client: AsyncClient, namespaces: list[str]) -> None:
         for namespace in namespaces or ["*"]:
             async for _ in client.list(EmbeddingModelResource, namespace=namespace, chunk_size=1):
                 break
-    except (ApiError, httpx2.HTTPStatusError) as error:
-        # NB: for an unknown resource the API server answers a plain-text 404, which lightkube
-        # raises as its HTTP client's error rather than as ApiError.
-        code = error.status.code if isinstance(error, ApiError) else error.response.status_code
-        if code == 404:
+    except (ApiError, httpx2.HTTPError) as raw:
+        error = kube_error(raw)
+        assert error is not None
+        if error.code == 404:
             raise CRDMissing(
                 f"the CRD {PLURAL}.{GROUP} is not installed: kubectl apply -f crds/ "
                 "(or kubectl apply -k manifests/install/overlays/...), then start the operator"

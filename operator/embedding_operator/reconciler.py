@@ -38,6 +38,7 @@ from embedding_operator.report import (
     merge_patch,
     transition_events,
 )
+from embedding_operator.retry import classify
 from embedding_operator.settings import Settings
 
 EventPoster = Callable[[Mapping[str, Any], Event], Awaitable[None] | None]
@@ -137,11 +138,12 @@ class Reconciler:
                 self._failures.pop(uid, None)
             except Exception as error:  # noqa: BLE001 - reported in status, retried with back-off
                 failures = self._failures[uid] = self._failures.get(uid, 0) + 1
-                logger.exception("reconcile failed (attempt %d)", failures)
-                result = Reconciled(
-                    Outcome.progressing(Reason.INTERNAL_ERROR, f"{type(error).__name__}: {error}"),
-                    requeue_after=min(2.0**failures, self.settings.intervals.retry_max),
-                )
+                verdict = classify(error, self.settings.intervals, ctx.now, failures=failures)
+                if verdict.outcome.reason == Reason.INTERNAL_ERROR:
+                    logger.exception("reconcile failed (attempt %d)", failures)
+                else:
+                    logger.warning("reconcile failed (attempt %d): %s", failures, error)
+                result = Reconciled(verdict.outcome, requeue_after=verdict.delay)
         await self._write(body, previous, result)
         return result
 

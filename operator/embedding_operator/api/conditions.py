@@ -34,6 +34,7 @@ class Reason(StrEnum):
     DEPLOYMENT_PENDING = "DeploymentPending"
     ROLLING_OUT = "RollingOut"
     AICORE_UNAVAILABLE = "AICoreUnavailable"
+    AICORE_CONFLICT = "AICoreConflict"
     SERVING_CHECK_FAILED = "ServingCheckFailed"
     REPLACING_DEPLOYMENT = "ReplacingDeployment"
     INFERENCE_SERVICE_NOT_READY = "InferenceServiceNotReady"
@@ -43,6 +44,7 @@ class Reason(StrEnum):
     # Stalled=True (a person must act; each has a row in docs/troubleshooting.md)
     INVALID_SPEC = "InvalidSpec"
     SECRET_NOT_FOUND = "SecretNotFound"
+    SECRET_FORBIDDEN = "SecretForbidden"
     SERVICE_KEY_INVALID = "ServiceKeyInvalid"
     AUTHENTICATION_FAILED = "AuthenticationFailed"
     RESOURCE_GROUP_NOT_FOUND = "ResourceGroupNotFound"

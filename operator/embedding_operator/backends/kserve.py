@@ -23,9 +23,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import httpx
 import httpx2  # lightkube's HTTP client: its non-JSON errors are httpx2 errors, not ApiError
-from lightkube import ApiError, AsyncClient
+from lightkube import AsyncClient
 from lightkube.generic_resource import create_namespaced_resource
 
 from embedding_operator.api.conditions import Outcome, Reason
@@ -36,7 +35,7 @@ from embedding_operator.backends.base import (
     ReconcileContext,
     Reconciled,
 )
-from embedding_operator.kube import FIELD_MANAGER
+from embedding_operator.kube import FIELD_MANAGER, kube_error
 from embedding_operator.plan.kserve import (
     EVENT_CREATED,
     EVENT_UPDATED,
@@ -58,6 +57,7 @@ from embedding_operator.plan.serving_check import (
     judge_serving,
     reuse_serving,
 )
+from embedding_operator.probe import CHECK_INPUT, Probe
 from embedding_operator.settings import Settings
 
 InferenceService = create_namespaced_resource(ISVC_GROUP, ISVC_VERSION, ISVC_KIND, ISVC_PLURAL)
@@ -65,55 +65,14 @@ InferenceService = create_namespaced_resource(ISVC_GROUP, ISVC_VERSION, ISVC_KIN
 #: async (base_url_with_prefix, served_model_name) -> CheckResult
 ServingChecker = Callable[[str, str], Awaitable[CheckResult]]
 
-#: Fixed input of the serving check: short, so the check costs the server next to nothing.
-CHECK_INPUT = "embedding-operator serving check"
+__all__ = ["CHECK_INPUT", "KServeBackend", "http_checker", "refusal"]
 #: How long a Ready object keeps its last check before the next request, in seconds.
 CHECK_INTERVAL = 600.0
 
 
-def http_checker(timeout: float = 30.0) -> ServingChecker:
-    """The real serving check: one `POST {url}/embeddings`, counting the vector's dimensions.
-
-    A connection that cannot be made at all (unresolvable cluster-local name, refused, TLS
-    failure, connect timeout) is `reachable=False`: the check is skipped, because an operator
-    running outside the cluster cannot judge a cluster-local service.
-    """
-
-    async def check(url: str, model: str) -> CheckResult:
-        # NB: the connect timeout is short so an unreachable name costs seconds, not the full
-        # budget a cold model may need to answer its first request.
-        limits = httpx.Timeout(timeout, connect=min(5.0, timeout))
-        try:
-            async with httpx.AsyncClient(timeout=limits) as client:
-                response = await client.post(
-                    f"{url}/embeddings", json={"model": model, "input": [CHECK_INPUT]}
-                )
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as error:
-            return CheckResult(reachable=False, error=f"{url} is not reachable ({_why(error)})")
-        except httpx.HTTPError as error:
-            return CheckResult(reachable=True, error=f"POST {url}/embeddings: {_why(error)}")
-        if response.status_code != 200:
-            return CheckResult(
-                reachable=True,
-                error=f"POST {url}/embeddings returned HTTP {response.status_code}: "
-                f"{response.text[:300]}",
-            )
-        try:
-            vector = response.json()["data"][0]["embedding"]
-            if not isinstance(vector, list) or not vector:
-                raise TypeError("empty or not a list")
-        except (ValueError, KeyError, IndexError, TypeError) as error:
-            return CheckResult(
-                reachable=True,
-                error=f"POST {url}/embeddings answered without an embedding ({_why(error)})",
-            )
-        return CheckResult(reachable=True, dimensions=len(vector))
-
-    return check
-
-
-def _why(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+def http_checker(timeout: float = 30.0) -> Probe:
+    """The real serving check: the shared probe (probe.py), reachability decided by the caller."""
+    return Probe(timeout)
 
 
 class KServeBackend:
@@ -132,7 +91,14 @@ class KServeBackend:
     ) -> None:
         self.client = client
         self.settings = settings or Settings()
-        self.checker = checker or http_checker(self.settings.serving_check_timeout)
+        self._own_probe: Probe | None = None
+        if checker is None:
+            checker = self._own_probe = Probe(self.settings.serving_check_timeout)
+        self.checker: ServingChecker = checker
+
+    async def close(self) -> None:
+        if self._own_probe is not None:
+            await self._own_probe.aclose()
 
     async def reconcile(self, ctx: ReconcileContext) -> Reconciled:
         ref, spec = ctx.ref, ctx.spec
@@ -225,11 +191,11 @@ class KServeBackend:
     async def _get(self, name: str, namespace: str) -> dict[str, Any] | None:
         try:
             obj = await self.client.get(InferenceService, name, namespace=namespace)
-        except httpx2.HTTPStatusError as error:
-            # NB: 404 is also what a cluster without the KServe CRD answers (as text/plain, so
-            # lightkube raises its HTTP client's error rather than ApiError); apply tells the two
+        except httpx2.HTTPStatusError as raw:
+            # NB: 404 is also what a cluster without the KServe CRD answers; apply tells the two
             # apart (it succeeds when only the object is missing).
-            if error.response.status_code == 404:
+            error = kube_error(raw)
+            if error is not None and error.code == 404:
                 return None
             raise
         return _plain(obj)
@@ -267,11 +233,9 @@ def refusal(error: httpx2.HTTPStatusError, recheck_seconds: float) -> Outcome | 
     400/422 and admission-webhook denials (KServe's validator may answer 403) carry the API
     server's reason. Anything else (RBAC, 409, 5xx) is for the shell's back-off.
     """
-    code = error.response.status_code
-    if isinstance(error, ApiError):
-        message = error.status.message or str(error)
-    else:
-        message = error.response.text[:500]
+    mapped = kube_error(error)
+    assert mapped is not None
+    code, message = mapped.code, mapped.message
     if code == 404:
         return Outcome.stalled(
             Reason.KSERVE_NOT_INSTALLED,

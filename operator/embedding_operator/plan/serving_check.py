@@ -3,13 +3,18 @@
 A platform's own Ready (KServe's condition, AI Core's RUNNING) says a process is up; only an
 embedding of the right size says the model serves. These functions turn one request's result into
 the outcome and `status.serving`, and decide when the last result is still fresh enough to keep.
-The request itself is I/O and lives with the backend (backends/kserve.py `http_checker`).
+The request itself is I/O and lives in probe.py (one shared client for both backends and the CLI);
+`embedding_size` is the one decoder of an embeddings response.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Literal
 
 from embedding_operator.api.conditions import Outcome, Reason, timestamp
 from embedding_operator.api.spec import EmbeddingModelSpec
@@ -25,32 +30,82 @@ class CheckResult:
 
     `reachable` is False when no connection could be made at all (a cluster-local name the
     operator cannot resolve, a network policy): the check is then skipped, not failed.
-    `dimensions` is the length of the returned vector; `error` says what went wrong otherwise.
+    `dimensions` is the length of the returned vector; `error` says what went wrong otherwise;
+    `transient` marks failures worth riding out (429/5xx, timeouts) rather than reporting at once.
     """
 
     reachable: bool
     dimensions: int | None = None
     error: str | None = None
+    transient: bool = False
+
+
+def embedding_size(embedding: Any) -> int:
+    """Length of one embedding: a list of floats, or base64 little-endian float32.
+
+    Raises ValueError for anything else (so every caller reports a bad answer the same way).
+    """
+    if isinstance(embedding, list):
+        return len(embedding)
+    if isinstance(embedding, str) and embedding:
+        try:
+            return len(base64.b64decode(embedding, validate=True)) // 4
+        except (binascii.Error, ValueError):
+            pass
+    raise ValueError("the embedding is neither a list nor base64")
+
+
+def first_embedding_size(response: Any) -> int:
+    """Size of the first vector of an OpenAI-style embeddings response; ValueError if none."""
+    data = response.get("data") if isinstance(response, Mapping) else None
+    if not isinstance(data, list) or not data or not isinstance(data[0], Mapping):
+        raise ValueError("the answer has no 'data' list of embeddings")
+    if "embedding" not in data[0]:
+        raise ValueError("the answer's 'data' item has no 'embedding'")
+    size = embedding_size(data[0]["embedding"])
+    if size == 0:
+        raise ValueError("the answer's embedding is empty")
+    return size
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def check_due(
-    previous: EmbeddingModelStatus, generation: int, now: datetime, interval: float | None
+    previous: EmbeddingModelStatus,
+    generation: int,
+    now: datetime,
+    interval: float | None,
+    *,
+    after_failure: float = 0.0,
 ) -> bool:
     """Whether to send a new check, or keep the last result (one request per `interval`).
 
     `interval=None` checks once per generation and readiness episode only: see `check_interval`.
+    `after_failure` spaces checks that keep failing: at least that many seconds apart, growing
+    with how long the object has not been Ready (a quarter of it), up to `interval` or 10 min.
     """
     serving = previous.serving
-    if serving is None or serving.last_checked is None or serving.verified is False:
+    last = _parse_time(serving.last_checked if serving else None)
+    if serving is None or last is None:
         return True
+    if serving.verified is False:
+        if after_failure <= 0 or previous.observed_generation != generation:
+            return True
+        ready = next((c for c in previous.conditions if c.type == "Ready"), None)
+        since = _parse_time(ready.last_transition_time if ready else None) or last
+        spacing = max(after_failure, (now - since).total_seconds() / 4)
+        return (now - last).total_seconds() >= min(spacing, interval or 600.0)
     if previous.phase != Phase.READY or previous.observed_generation != generation:
         return True
     if interval is None:
         return False
-    try:
-        last = datetime.fromisoformat(serving.last_checked.replace("Z", "+00:00"))
-    except ValueError:
-        return True
     return (now - last).total_seconds() >= interval
 
 
@@ -63,15 +118,25 @@ def check_interval(spec: EmbeddingModelSpec, seconds: float) -> float | None:
     return seconds if spec.replicas.min > 0 else None
 
 
+Unreachable = Literal["skip", "fail"]
+
+
 def judge_serving(
-    spec: EmbeddingModelSpec, subject: str, check: CheckResult, now: datetime
+    spec: EmbeddingModelSpec,
+    subject: str,
+    check: CheckResult,
+    now: datetime,
+    *,
+    unreachable: Unreachable = "skip",
 ) -> tuple[Outcome, ServingStatus]:
     """The final outcome for a server its platform calls Ready, given one serving check.
 
-    `subject` names that server in messages, e.g. "InferenceService minilm".
+    `subject` names that server in messages, e.g. "InferenceService minilm". `unreachable` is the
+    reachability policy: "skip" where the operator may legitimately not reach the server (a
+    cluster-local KServe URL from outside the cluster), "fail" where it must (AI Core's gateway).
     """
     image, checked = image_of(spec), timestamp(now)
-    if not check.reachable:
+    if not check.reachable and unreachable == "skip":
         why = check.error or "the endpoint is not reachable from the operator"
         return (
             Outcome.ready(
