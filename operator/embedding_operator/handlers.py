@@ -42,13 +42,14 @@ def user_state(body: Mapping[str, Any]) -> tuple[Any, ...]:
     return (meta.get("generation"), ours, meta.get("deletionTimestamp"))
 
 
-async def wait_for_change(body: Mapping[str, Any], seconds: float) -> None:
-    """Sleep up to `seconds`, returning early when the user changes the object."""
+async def wait_for_change(body: Mapping[str, Any], seconds: float, stopped: Any = None) -> None:
+    """Sleep up to `seconds`, returning early when the user changes the object or the operator
+    stops (`stopped`: kopf's DaemonStopped flag, truthy once set)."""
     loop = asyncio.get_running_loop()
     before, deadline = user_state(body), loop.time() + seconds
     while (left := deadline - loop.time()) > 0:
         await asyncio.sleep(min(CHANGE_CHECK_SECONDS, left))
-        if user_state(body) != before:
+        if user_state(body) != before or (stopped is not None and stopped):
             return
 
 
@@ -94,12 +95,16 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.daemon(*RESOURCE, cancellation_timeout=10.0)
-async def reconcile_loop(body: kopf.Body, memo: kopf.Memo, logger: Logger, **_: Any) -> None:
+async def reconcile_loop(
+    body: kopf.Body, memo: kopf.Memo, logger: Logger, stopped: kopf.DaemonStopped, **_: Any
+) -> None:
     reconciler: Reconciler = memo.reconciler
     failures = 0
     # NB: kopf runs each daemon as its own asyncio task, so this binding is this object's only.
     logs.bind(body)
-    while True:
+    # NB: on SIGTERM kopf sets `stopped`; leaving the wait at once lets 1000 loops end in well
+    # under the cancellation timeout instead of each being cancelled after it.
+    while not stopped:
         # NB: the daemon's body is a live view, refreshed by every watch event.
         try:
             delay = await reconciler.reconcile(body, logger)
@@ -108,7 +113,7 @@ async def reconcile_loop(body: kopf.Body, memo: kopf.Memo, logger: Logger, **_: 
             failures += 1
             delay = min(2.0**failures, reconciler.settings.intervals.retry_max)
             logger.exception("reconcile pass failed; retrying in %.0fs", delay)
-        await wait_for_change(body, delay)
+        await wait_for_change(body, delay, stopped)
 
 
 @kopf.on.delete(*RESOURCE)

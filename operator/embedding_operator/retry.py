@@ -6,8 +6,8 @@ conflict (look again soon), or an outage (retry, honouring the server's Retry-Af
 below already retried inline within its short budget (aicore/settings.py); what reaches here
 outlived those retries.
 
-`hold_ready` keeps a Ready object Ready through transient failures for a bounded window: one 503
-from AI Core does not mean the model stopped serving.
+A Ready object stays Ready through transient verdicts for a bounded window (plan.aicore
+`hold_ready`): one 503 from AI Core does not mean the model stopped serving.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from embedding_operator.aicore.errors import (
     Unauthorized,
 )
 from embedding_operator.api.conditions import Outcome, Reason, timestamp
-from embedding_operator.api.status import EmbeddingModelStatus, Phase
 from embedding_operator.kube import KubeError, SecretProblem, kube_error
 from embedding_operator.settings import Intervals
 
@@ -151,31 +150,4 @@ def classify(
         )
     return Verdict(
         Outcome.progressing(Reason.INTERNAL_ERROR, f"{type(error).__name__}: {error}"), backoff
-    )
-
-
-def hold_ready(
-    previous: EmbeddingModelStatus,
-    failed: Outcome,
-    failing_since: datetime,
-    now: datetime,
-    grace: float,
-) -> Outcome:
-    """`failed`, unless a Ready object is within `grace` seconds of its first transient failure.
-
-    Then it stays Ready with its reason (no Event, no flap) and the message says what fails.
-    """
-    if previous.phase != Phase.READY or failed.state != "progressing":
-        return failed
-    if (now - failing_since).total_seconds() >= grace:
-        return failed
-    ready = next((c for c in previous.conditions if c.type == "Ready"), None)
-    if ready is None or ready.status != "True":
-        return failed
-    reason = Reason(ready.reason) if ready.reason in Reason._value2member_map_ else failed.reason
-    base = ready.message.split(" (still Ready;")[0]
-    return Outcome.ready(
-        reason,
-        f"{base} (still Ready; failing since {timestamp(failing_since)}, Ready=False after "
-        f"{grace:.0f}s: {failed.message})",
     )

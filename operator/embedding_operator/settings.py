@@ -47,5 +47,13 @@ class Settings:
     )
     """Timeout of the one embedding request that proves a deployment serves. Default 30 s."""
 
+    ready_grace: float = field(default_factory=lambda: _float("EMB_READY_GRACE_SECONDS", 120.0))
+    """How long a Ready object stays Ready through transient failures (AI Core 5xx/429, a
+    failed serving check that may pass again), saying so in its message. Default 120 s."""
+
+    pass_timeout: float = field(default_factory=lambda: _float("EMB_PASS_TIMEOUT_SECONDS", 90.0))
+    """Upper bound of one AI Core pass, so a frozen AI Core never blocks an object's loop.
+    Default 90 s."""
+
     kubeconfig: str | None = field(default_factory=lambda: os.environ.get("KUBECONFIG") or None)
     """Kubeconfig for the operator's own writes; in-cluster ServiceAccount when unset."""

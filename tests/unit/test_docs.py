@@ -54,7 +54,7 @@ def stalled_reasons_in_code() -> dict[str, set[str]]:
                 and isinstance(func.value, ast.Name)
                 and func.value.id == "Outcome"
             )
-            is_stall = isinstance(func, ast.Name) and func.id == "Stall"
+            is_stall = isinstance(func, ast.Name) and func.id in ("Stall", "SecretProblem")
             member = _reason_member(node.args[0])
             if (is_stalled or is_stall) and member is not None:
                 found.setdefault(member, set()).add(str(path.relative_to(SOURCE)))

@@ -18,7 +18,8 @@ from embedding_operator.aicore.errors import (
 from embedding_operator.api.conditions import Outcome, Reason, conditions_for
 from embedding_operator.api.status import EmbeddingModelStatus, Phase
 from embedding_operator.kube import KubeError, SecretProblem, kube_error
-from embedding_operator.retry import classify, hold_ready
+from embedding_operator.plan.aicore import hold_ready
+from embedding_operator.retry import classify
 from embedding_operator.settings import Intervals
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
