@@ -1,21 +1,28 @@
 """Scale benchmark: N EmbeddingModels on the local AI Core (noop runtime) through the real operator.
 
 Measures the time from `kubectl apply` of N objects until every one reports an AI Core deployment
-RUNNING, the operator's peak resident memory, and the AI Core API calls it made per object. The
-noop runtime starts no infinity process, so this measures the operator, not the model server.
+RUNNING, the operator's peak resident memory, and the AI Core API calls it made per object; then
+the calls of a settled operator over `--idle` seconds, and how long it takes to exit on SIGTERM.
+The noop runtime starts no infinity process, so this measures the operator, not the model server.
+In the same run, after the operator has exited, bench/baseline.py deploys N models with the
+minimal call sequence on the same AI Core (`baseline_seconds`, `ratio`).
 
     .venv/bin/python bench/scale.py --models 50
     .venv/bin/python bench/scale.py --models 200 --json
 
-Results go to stdout; bench/RESULTS.md records the runs we keep.
+Results go to stdout; bench/RESULTS.md records the runs we keep. Whatever happens, the operator,
+the local AI Core, the API server and etcd are stopped and the work directory removed.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,7 +36,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
 sys.path.insert(0, str(ROOT))
 
+from bench.baseline import run as run_baseline  # noqa: E402
 from testcluster import Cluster  # noqa: E402
+
+
+def aicore_calls(metrics_port: int) -> float:
+    metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("embedding_operator_aicore_request_duration_seconds_count")
+    )
+
+
+def list_calls(metrics_port: int) -> float:
+    metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("embedding_operator_aicore_request_duration_seconds_count")
+        and 'method="GET"' in line
+        and 'endpoint="/lm/deployments"' in line
+    )
 
 
 def rss_kib(pid: int) -> int:
@@ -52,11 +80,23 @@ def main() -> int:
     parser.add_argument("--models", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--json", action="store_true", help="print one JSON line")
+    parser.add_argument(
+        "--poll", type=float, default=2.0, help="operator pending interval = baseline GET interval"
+    )
+    parser.add_argument("--idle", type=float, default=0, help="seconds to count settled calls")
+    parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="emb-bench-"))
     cluster = Cluster(work / "cluster", log_dir=work / "logs")
-    cluster.start(detach=False)
+    try:
+        cluster.start(detach=False)
+        return _bench(args, work, cluster)
+    finally:
+        _cleanup(work, cluster)
+
+
+def _bench(args: argparse.Namespace, work: Path, cluster: Cluster) -> int:
     kube = ["kubectl", f"--kubeconfig={cluster.kubeconfig}"]
     port, metrics_port, live_port = free_port(), free_port(), free_port()
     key_path = work / "key.json"
@@ -104,7 +144,7 @@ def main() -> int:
             **os.environ,
             "KUBECONFIG": str(cluster.kubeconfig),
             "PYTHONPATH": str(ROOT / "operator"),
-            "EMB_POLL_PENDING_SECONDS": "2",
+            "EMB_POLL_PENDING_SECONDS": str(args.poll),
         }
         log = (work / "logs" / "operator.log").open("wb")
         operator = subprocess.Popen(
@@ -161,27 +201,50 @@ def main() -> int:
                 break
             time.sleep(1)
         elapsed = time.monotonic() - started
-        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
-        calls = sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in metrics.splitlines()
-            if line.startswith("embedding_operator_aicore_request_duration_seconds_count")
-        )
-        result = {
+        calls = aicore_calls(metrics_port)
+        result: dict[str, object] = {
             "models": args.models,
             "running": running,
             "seconds_to_all_running": round(elapsed, 1),
-            "operator_peak_rss_mib": round(rss_kib(operator.pid) / 1024, 1),
+            "operator_peak_rss_mib": 0.0,
             "aicore_calls_per_model": round(calls / max(args.models, 1), 1),
         }
+        if args.idle:
+            before, lists = aicore_calls(metrics_port), list_calls(metrics_port)
+            time.sleep(args.idle)
+            result["idle_calls_per_second"] = round(
+                (aicore_calls(metrics_port) - before) / args.idle, 2
+            )
+            result["idle_list_calls_per_second"] = round(
+                (list_calls(metrics_port) - lists) / args.idle, 2
+            )
+        result["operator_peak_rss_mib"] = round(rss_kib(operator.pid) / 1024, 1)
+        stop = time.monotonic()
+        operator.send_signal(signal.SIGTERM)
+        try:
+            operator.wait(timeout=60)
+            result["sigterm_to_exit_seconds"] = round(time.monotonic() - stop, 1)
+        except subprocess.TimeoutExpired:
+            result["sigterm_to_exit_seconds"] = None  # did not exit within 60 s
+        if not args.no_baseline:
+            key = json.loads(key_path.read_text())
+            base = asyncio.run(run_baseline(key, args.models, args.poll, "baseline-"))
+            result["baseline_seconds"] = base["baseline_seconds"]
+            result["baseline_calls_per_model"] = base["baseline_calls_per_model"]
+            result["ratio"] = round(elapsed / max(base["baseline_seconds"], 0.1), 2)
         print(
             json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items())
         )
         return 0 if running == args.models else 1
     finally:
-        if operator is not None:
-            operator.terminate()
-            operator.wait(timeout=30)
+        if operator is not None and operator.poll() is None:
+            operator.kill()
+            operator.wait()
+
+
+def _cleanup(work: Path, cluster: Cluster) -> None:
+    """Stop everything the bench started, each step on its own, so one failure stops no other."""
+    with contextlib.suppress(Exception):
         subprocess.run(
             [
                 sys.executable,
@@ -196,9 +259,11 @@ def main() -> int:
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT / "operator")},
             capture_output=True,
+            timeout=120,
         )
+    with contextlib.suppress(Exception):
         cluster.stop()
-        shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

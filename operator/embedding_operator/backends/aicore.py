@@ -279,6 +279,7 @@ class AICoreBackend:
         max_age = intervals.ready if phase in ("Ready", "Suspended") else intervals.pending
         observed = await self._observe(view, ctx, names, max_age)
         events: list[Event] = []
+        done: list[Action] = []
         for _ in range(MAX_ROUNDS):
             decided = plan(
                 spec, names, observed, ctx.now, intervals=intervals, grace=self.settings.ready_grace
@@ -286,8 +287,11 @@ class AICoreBackend:
             events += decided.events
             for line in decided.details:
                 ctx.logger.debug("plan: %s", line)
-            if not decided.actions:
+            # NB: an action AI Core did not take (a state conflict) is tried again next pass,
+            # not in a tight loop within this one.
+            if not decided.actions or decided.actions == done:
                 break
+            done = decided.actions
             serving, logs = observed.serving, observed.logs
             for action in decided.actions:
                 result = await self._act(view, ctx, names, action, events)
@@ -443,6 +447,8 @@ class AICoreBackend:
             except NotFound:
                 listing.remove(action.deployment_id)
                 return None
+            except Conflict:
+                return None  # e.g. still UNKNOWN: AI Core cannot stop it yet; next pass
             if (old := listing.get(action.deployment_id)) is not None:
                 listing.put(old.model_copy(update={"target_status": TargetStatus.STOPPED}))
             return None
