@@ -36,8 +36,8 @@ from embedding_operator.api.status import AICoreStatus, EmbeddingModelStatus, Ph
 from embedding_operator.backends.base import Event, ObjectRef
 from embedding_operator.plan.serving_check import (
     CheckResult,
-    check_due,
     check_interval,
+    check_wait,
     judge_serving,
     reuse_serving,
 )
@@ -581,13 +581,15 @@ def plan(  # noqa: C901 - one decision table, read top to bottom
                 outcome = hold_ready(
                     previous_status, outcome, observed.failing_since or now, now, grace
                 )
-        elif check_due(
-            previous_status,
-            observed.generation,
-            now,
-            check_interval(spec, CHECK_INTERVAL),
-            after_failure=intervals.pending,
-        ):
+        elif (
+            wait := check_wait(
+                previous_status,
+                observed.generation,
+                now,
+                check_interval(spec, CHECK_INTERVAL),
+                after_failure=intervals.pending,
+            )
+        ) <= 0:
             details.append(f"deployment {current.id} is RUNNING: check that it serves")
             actions.append(CheckServing(url))
         elif previous_status.serving is not None and previous_status.serving.verified is not False:
@@ -598,6 +600,8 @@ def plan(  # noqa: C901 - one decision table, read top to bottom
                 Reason.SERVING_CHECK_FAILED,
                 f"{subject} is RUNNING but the embedding request failed: {why}",
             )
+            # NB: nothing changes before the next check is due, so do not look before then.
+            requeue = min(max(wait, intervals.pending), intervals.ready)
         if outcome.state == "ready":
             requeue = intervals.ready
         elif outcome.state == "stalled":

@@ -88,25 +88,42 @@ def check_due(
     """Whether to send a new check, or keep the last result (one request per `interval`).
 
     `interval=None` checks once per generation and readiness episode only: see `check_interval`.
-    `after_failure` spaces checks that keep failing: at least that many seconds apart, growing
-    with how long the object has not been Ready (a quarter of it), up to `interval` or 10 min.
+    `after_failure` spaces checks that keep failing: see `check_wait`.
+    """
+    return check_wait(previous, generation, now, interval, after_failure=after_failure) <= 0
+
+
+def check_wait(
+    previous: EmbeddingModelStatus,
+    generation: int,
+    now: datetime,
+    interval: float | None,
+    *,
+    after_failure: float = 0.0,
+) -> float:
+    """Seconds until the next check is due (0: now; inf: only after a change).
+
+    With `after_failure` > 0, checks that keep failing are at least that many seconds apart,
+    growing with how long the object has not been Ready (a quarter of it), up to `interval` (or
+    10 min): a model that never serves is not asked every poll for ever.
     """
     serving = previous.serving
     last = _parse_time(serving.last_checked if serving else None)
     if serving is None or last is None:
-        return True
+        return 0.0
+    age = (now - last).total_seconds()
     if serving.verified is False:
         if after_failure <= 0 or previous.observed_generation != generation:
-            return True
+            return 0.0
         ready = next((c for c in previous.conditions if c.type == "Ready"), None)
         since = _parse_time(ready.last_transition_time if ready else None) or last
         spacing = max(after_failure, (now - since).total_seconds() / 4)
-        return (now - last).total_seconds() >= min(spacing, interval or 600.0)
+        return max(0.0, min(spacing, interval or 600.0) - age)
     if previous.phase != Phase.READY or previous.observed_generation != generation:
-        return True
+        return 0.0
     if interval is None:
-        return False
-    return (now - last).total_seconds() >= interval
+        return float("inf")
+    return max(0.0, interval - age)
 
 
 def check_interval(spec: EmbeddingModelSpec, seconds: float) -> float | None:
