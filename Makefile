@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help venv infinity-venv testcluster-bin cluster cluster-down aicore aicore-down \
-	podman images system-deps demo up down test test-fast lint fmt crds generate
+	podman images system-deps argocd demo up down test test-fast lint fmt crds generate
 
 help:
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -44,9 +44,13 @@ podman: ## Install podman/buildah and the locally made Debian base image
 images: podman ## Build the serving image and the operator image with podman
 	scripts/build-images.sh
 
-system-deps: ## Debian packages the tests use (lua5.1 for the Argo CD health check, podman)
+system-deps: ## Debian packages the tests use (lua5.1 and redis-server for Argo CD, podman)
 	scripts/ensure-lua.sh
+	scripts/ensure-redis.sh
 	scripts/ensure-podman.sh
+
+argocd: venv ## Build (or reuse the cached) Argo CD binary for the GitOps tests (4-5 min cold)
+	$(PY) -m testcluster.argocd build
 
 demo: venv testcluster-bin infinity-venv ## The main job end to end on the local sandbox, then clean up
 	$(PY) scripts/sandbox.py demo
@@ -69,7 +73,7 @@ fmt: venv
 	$(VENV)/bin/ruff format operator tests
 	$(VENV)/bin/ruff check --fix operator tests
 
-test: venv testcluster-bin infinity-venv system-deps ## The whole suite (starts its own cluster and AI Core)
+test: venv testcluster-bin argocd infinity-venv system-deps ## The whole suite (starts its own cluster and AI Core)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 test-fast: venv ## Pure tests only

@@ -6,6 +6,8 @@
 -- abnormal-true. They are trusted only once they describe the current metadata.generation, so a
 -- Ready=True left over from the previous spec never reports Healthy in the middle of a rollout.
 -- NB: Lua 5.1 only (Argo CD runs gopher-lua); `obj` is the live object, set as a global.
+-- No deletion branch: Argo CD answers "Progressing / Pending deletion" for any object with a
+-- deletionTimestamp before it runs a health script (gitops-engine pkg/health), so it would never run.
 
 local hs = {}
 local meta = obj.metadata or {}
@@ -34,21 +36,6 @@ end
 local ready = condition("Ready")
 local reconciling = condition("Reconciling")
 local stalled = condition("Stalled")
-
--- Deletion first: the API server bumps metadata.generation when it sets deletionTimestamp, so
--- the generation check below would hide why the object is still there (usually our finalizer).
-if meta.deletionTimestamp ~= nil or (status ~= nil and status.phase == "Deleting") then
-  hs.status = "Progressing"
-  hs.message = "Pending deletion"
-  if meta.finalizers ~= nil and #meta.finalizers > 0 then
-    hs.message = hs.message .. "; blocked by finalizers: " .. table.concat(meta.finalizers, ", ")
-  end
-  local detail = message_of(reconciling) or message_of(ready)
-  if detail ~= nil then
-    hs.message = hs.message .. "; " .. detail
-  end
-  return hs
-end
 
 -- Generation check: status (and each of our conditions) must describe the current spec.
 local waiting = "Waiting for the operator to report status"

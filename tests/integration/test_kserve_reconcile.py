@@ -13,7 +13,6 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,13 +30,12 @@ from embedding_operator.plan.kserve import (
     STOP_ANNOTATION,
 )
 from embedding_operator.settings import Settings
-from tests.fixtures.cluster import KSERVE_CRDS_DIR, Kubectl, wait_until
+from tests.fixtures.cluster import Kubectl, kserve_crd_files, wait_until
 from tests.unit.test_kserve_checker import FakeInfinity
 
 pytestmark = pytest.mark.integration
 
 ISVC = "inferenceservices.serving.kserve.io"
-ISVC_CRD_FILE = KSERVE_CRDS_DIR / "serving.kserve.io_inferenceservices.yaml"
 MINILM = {"name": "all-minilm-l6-v2", "uri": "hf://sentence-transformers/all-MiniLM-L6-v2"}
 
 
@@ -441,7 +439,7 @@ async def test_without_kserve_stalls_then_converges_once_installed(
 def install_isvc_crd(kubectl: Kubectl) -> None:
     kubectl(
         "apply", "--server-side", "--force-conflicts", "--field-manager=tests",
-        "-f", str(Path(ISVC_CRD_FILE)),
+        "-f", str(kserve_crd_files(("inferenceservices",))[0]),
     )  # fmt: skip
 
     def established() -> bool:
