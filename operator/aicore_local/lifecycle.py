@@ -34,6 +34,7 @@ log = logging.getLogger("aicore_local")
 
 TTL_PATTERN = re.compile(r"^([0-9]+)([mMhHdD])$")
 MIN_TTL_S = 600
+MAX_TTL_DIGITS = 6
 
 
 def parse_ttl(ttl: str) -> float:
@@ -42,6 +43,11 @@ def parse_ttl(ttl: str) -> float:
         raise ApiError(
             400,
             f"Invalid ttl '{ttl}': use a natural number followed by m, h or d (e.g. 30m, 24h, 7d)",
+        )
+    if len(m.group(1)) > MAX_TTL_DIGITS:
+        # NB: a bounded answer, not int()'s digit limit or a timer overflow (HTTP 500).
+        raise ApiError(
+            400, f"Invalid ttl '{ttl[:20]}…': the number has over {MAX_TTL_DIGITS} digits"
         )
     seconds = int(m.group(1)) * {"m": 60, "h": 3600, "d": 86400}[m.group(2).lower()]
     if seconds < MIN_TTL_S:
