@@ -173,6 +173,31 @@ class Lifecycle:
             self.emu.background(self._expire(dep, ttl_s), f"ttl:{dep.id}")
         return dep
 
+    def resume(self, dep: Deployment) -> None:
+        """After an emulator restart (persistence.py): carry on from the recorded state."""
+        if dep.target_status == "DELETED":
+            self.emu.deployments.pop(dep.id, None)
+            return
+        if dep.status == "STOPPING":
+            dep.running_replicas = 0
+            dep.set_status("STOPPED")
+        if dep.ttl:
+            left = dep.created_at + parse_ttl(dep.ttl) - now()
+            self.emu.background(self._expire(dep, max(left, 0.0)), f"ttl:{dep.id}")
+        if dep.status not in ("UNKNOWN", "PENDING", "RUNNING"):
+            return
+        config = self.emu.configurations.get(dep.configuration_id)
+        try:
+            if config is None:
+                raise ApiError(400, f"configuration {dep.configuration_id} no longer exists")
+            prepared = self.prepare(dep.resource_group, config)
+        except ApiError as exc:
+            dep.set_status("DEAD", exc.message)
+            return
+        dep.running_replicas = 0
+        dep.set_status("PENDING", "restarting after an AI Core outage")
+        self._schedule(dep, self._run_create(dep, prepared), "create")
+
     def stop(self, dep: Deployment) -> None:
         if dep.status not in ("PENDING", "RUNNING") or dep.target_status == "DELETED":
             raise self._conflict(dep, "stop")
