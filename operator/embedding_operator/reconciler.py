@@ -39,6 +39,7 @@ from embedding_operator.report import (
     transition_events,
 )
 from embedding_operator.settings import Settings
+from embedding_operator.transient import describe, is_transient
 
 EventPoster = Callable[[Mapping[str, Any], Event], Awaitable[None] | None]
 Clock = Callable[[], datetime]
@@ -137,7 +138,10 @@ class Reconciler:
                 self._failures.pop(uid, None)
             except Exception as error:  # noqa: BLE001 - reported in status, retried with back-off
                 failures = self._failures[uid] = self._failures.get(uid, 0) + 1
-                logger.exception("reconcile failed (attempt %d)", failures)
+                if failures == 1 and not is_transient(error):
+                    logger.exception("reconcile failed (attempt %d)", failures)
+                elif failures == 1:  # an outage: one line when it starts (transient.py)
+                    logger.warning("reconcile failed: %s; retrying", describe(error))
                 result = Reconciled(
                     Outcome.progressing(Reason.INTERNAL_ERROR, f"{type(error).__name__}: {error}"),
                     requeue_after=min(2.0**failures, self.settings.intervals.retry_max),
