@@ -23,6 +23,7 @@ from embedding_operator import login, logs
 from embedding_operator.api.spec import FINALIZER, GROUP, PLURAL, VERSION
 from embedding_operator.backends.base import Event
 from embedding_operator.kube import CRDMissing, check_crd_served
+from embedding_operator.protection import SecretProtection, secret_of
 from embedding_operator.reconciler import Reconciler
 from embedding_operator.transient import describe, is_transient
 
@@ -118,6 +119,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.loops = ActiveLoops()
     # NB: `memo.metrics` is set by runner.run_operator unless --metrics-port is 0.
     memo.reconciler = await build_reconciler(post_event, metrics=memo.get("metrics"))
+    memo.protection = SecretProtection(memo.reconciler.kube)
     try:
         await check_crd_served(memo.reconciler.kube, memo.get("namespaces") or [])
     except CRDMissing as error:
@@ -151,6 +153,7 @@ async def reconcile_loop(
     body: kopf.Body, memo: kopf.Memo, logger: Logger, stopped: kopf.DaemonStopped, **_: Any
 ) -> None:
     reconciler: Reconciler = memo.reconciler
+    protection: SecretProtection = memo.protection
     loops: ActiveLoops = memo.loops
     failures = 0
     # NB: kopf runs each daemon as its own asyncio task, so this binding is this object's only.
@@ -160,6 +163,9 @@ async def reconcile_loop(
         while not stopped:
             # NB: the daemon's body is a live view, refreshed by every watch event.
             try:
+                # NB: before anything is created remotely with the key (protection.py).
+                if (secret := secret_of(body)) and not body.metadata.deletion_timestamp:
+                    await protection.protect(body.metadata.namespace or "", secret)
                 delay = await reconciler.reconcile(body, logger)
                 if failures:
                     logger.info("reconcile passes work again after %d failures", failures)
@@ -193,3 +199,6 @@ async def finalize(body: kopf.Body, memo: kopf.Memo, logger: Logger, **_: Any) -
         result = await reconciler.finalize(body, logger)
     if not result.done:
         raise kopf.TemporaryError(result.message, delay=result.retry_after)
+    if secret := secret_of(body):
+        protection: SecretProtection = memo.protection
+        await protection.release(body.metadata.namespace or "", secret, body.metadata.uid or "")

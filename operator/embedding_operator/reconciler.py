@@ -170,9 +170,15 @@ class Reconciler:
                 self.metrics.deleting(ctx.ref.uid, backend=spec.backend)
         if not result.done:
             status = deleting_status(
-                previous, result.message, generation=ctx.ref.generation, now=self.clock()
+                previous,
+                result.message,
+                generation=ctx.ref.generation,
+                now=self.clock(),
+                stalled=result.stalled,
             )
             await self._patch(body, previous, status)
+            for event in transition_events(previous, status):
+                await self._post(body, event)
         return result
 
     async def _write(

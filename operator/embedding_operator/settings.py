@@ -38,6 +38,11 @@ class Intervals:
     retry_max: float = field(default_factory=lambda: _float("EMB_RETRY_MAX_SECONDS", 60.0))
     """Upper bound of the back-off after transient errors. Default 60 s."""
 
+    reap: float = field(default_factory=lambda: _float("EMB_REAP_SECONDS", 300.0))
+    """How often a settled object lists the deployments it owns (instead of GETting just the
+    recorded one), so extras — from two writers, or a create whose answer was lost — are
+    stopped and deleted. Default 300 s."""
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -147,7 +147,7 @@ def test_crd_is_the_generated_file_itself(rendered, overlay):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_rbac_has_no_wildcard_no_exec_and_secrets_get_only(rendered, overlay):
+def test_rbac_has_no_wildcard_no_exec_and_secrets_get_and_patch_only(rendered, overlay):
     rules = rules_of(rendered[overlay])
     assert rules, "no RBAC rules rendered"
     for rule in rules:
@@ -156,7 +156,8 @@ def test_rbac_has_no_wildcard_no_exec_and_secrets_get_only(rendered, overlay):
         assert "nonResourceURLs" not in rule, rule
     triples = normalized(rules)
     assert not any(res.startswith("pods") for _, res, _ in triples), triples
-    assert sorted(v for g, r, v in triples if (g, r) == ("", "secrets")) == ["get"]
+    # get by name, patch for the in-use finalizer; never list/watch (enumerating Secrets).
+    assert sorted(v for g, r, v in triples if (g, r) == ("", "secrets")) == ["get", "patch"]
     for verb in ("delete", "deletecollection", "update", "escalate", "bind", "impersonate"):
         allowed = ("embeddingmodels/finalizers", "leases")
         assert not any(v == verb and r not in allowed for _, r, v in triples), (
@@ -205,6 +206,7 @@ def test_namespaced_role_grants_exactly_the_cluster_wide_rules(rendered):
         ("serving.kserve.io", "inferenceservices", "create"),
         ("serving.kserve.io", "inferenceservices", "patch"),
         ("", "secrets", "get"),
+        ("", "secrets", "patch"),
     }
 
 
@@ -380,6 +382,7 @@ NEEDED = [
     ("create", ISVC, ()),
     ("patch", ISVC, ()),
     ("get", "secrets", ()),
+    ("patch", "secrets", ()),
 ]
 #: What it must never do in the namespaces it serves.
 FORBIDDEN_HERE = [

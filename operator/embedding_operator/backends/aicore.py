@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -33,7 +34,7 @@ from embedding_operator.aicore import (
 )
 from embedding_operator.aicore.models import Deployment, TargetStatus
 from embedding_operator.api.conditions import Outcome, Reason
-from embedding_operator.api.spec import FINALIZER, AICoreSpec, EmbeddingModelSpec
+from embedding_operator.api.spec import AICoreSpec, EmbeddingModelSpec
 from embedding_operator.api.status import AICoreStatus, Phase, ServingStatus
 from embedding_operator.backends.base import (
     Event,
@@ -124,6 +125,7 @@ class AICoreBackend:
         self.checker: ServingChecker = checker
         self.client_factory = client_factory
         self._clients: dict[tuple[str, str], _CachedClient] = {}
+        self._reaper = Reaper(settings.intervals.reap)
 
     async def close(self) -> None:
         for cached in self._clients.values():
@@ -318,8 +320,9 @@ class AICoreBackend:
         settled: bool,
     ) -> list[Deployment]:
         """Our deployments: just the recorded one when settled, else a scan of the scenario
-        (which also finds duplicates left by an interrupted create)."""
-        if settled and previous.deployment_id:
+        (which also finds duplicates left by an interrupted create). A settled object still
+        scans every `intervals.reap` seconds, so extra deployments it owns are reaped."""
+        if settled and previous.deployment_id and not self._reaper.due(names.configuration_prefix):
             try:
                 recorded = await client.get_deployment(
                     previous.deployment_id, resource_group=aicore.resource_group
@@ -336,6 +339,7 @@ class AICoreBackend:
         deployments = await client.list_deployments(
             resource_group=aicore.resource_group, scenario_id=aicore.scenario_id
         )
+        self._reaper.scanned(names.configuration_prefix)
         return owned_deployments(deployments, names)
 
     async def _reconcile(
@@ -535,19 +539,19 @@ class AICoreBackend:
                 cached = self._clients.get((ctx.ref.namespace, aicore.secret_ref.name))
                 if cached is not None:
                     client = cached.client
-                elif not (
-                    previous.artifact_id or previous.configuration_id or previous.deployment_id
-                ):
+                elif not _created_remotely(previous):
                     return Finalized(done=True, message="nothing was created on AI Core")
                 else:
-                    return Finalized(
-                        done=False,
-                        message=f"cannot stop deployment {previous.deployment_id}: "
-                        f"{stall.message}; or remove the finalizer {FINALIZER} to leave it "
-                        "running",
-                        retry_after=self.settings.intervals.stalled,
-                    )
-            owned = await self._owned(client, aicore, names_for(ctx.ref, ctx.spec))
+                    return _blocked(ctx, previous, stall.message, self.settings)
+            try:
+                owned = await self._owned(client, aicore, names_for(ctx.ref, ctx.spec))
+            except Unauthorized:
+                # NB: a key AI Core never accepted cannot have created anything.
+                if not _created_remotely(previous):
+                    return Finalized(done=True, message="nothing was created on AI Core")
+                return _blocked(
+                    ctx, previous, "AI Core rejects the service key's credentials", self.settings
+                )
         except (AICoreError, ApiError) as error:
             return Finalized(
                 done=False,
@@ -582,3 +586,53 @@ class AICoreBackend:
             message=f"stopping and deleting AI Core deployments: {pending}",
             retry_after=self.settings.intervals.pending,
         )
+
+
+class Reaper:
+    """When a settled object's owned deployments are listed again (issue 15 item 1).
+
+    The stop-then-delete of everything but the served deployment is `plan_cleanup`, run after
+    every pass on what was observed; this only decides that a pass observes all of them.
+    NB: in memory, so a restart scans every object once, which is what a restart needs anyway.
+    """
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._last: dict[str, float] = {}
+
+    def due(self, key: str) -> bool:
+        last = self._last.get(key)
+        return last is None or self.clock() - last >= self.interval
+
+    def scanned(self, key: str) -> None:
+        self._last[key] = self.clock()
+
+
+# -- deletion that cannot proceed (issue 15 item 3) --------------------------------------------
+
+
+def _created_remotely(previous: AICoreStatus) -> bool:
+    return bool(previous.artifact_id or previous.configuration_id or previous.deployment_id)
+
+
+def _blocked(
+    ctx: ReconcileContext, previous: AICoreStatus, why: str, settings: Settings
+) -> Finalized:
+    """Stalled: the deployment cannot be stopped without a working key; say how to unblock."""
+    assert ctx.spec.aicore is not None
+    ref = ctx.spec.aicore.secret_ref
+    dep = previous.deployment_id or "(none recorded)"
+    return Finalized(
+        done=False,
+        stalled=True,
+        message=(
+            f"cannot stop AI Core deployment {dep}: {why}. Fix: put a working service key in "
+            f"Secret {ctx.ref.namespace}/{ref.name} (key '{ref.key}'); or stop and delete "
+            f"deployment {dep} in resource group '{ctx.spec.aicore.resource_group}' yourself "
+            f"(AI Launchpad or the AI API), then remove the finalizer: kubectl patch emb "
+            f"{ctx.ref.name} -n {ctx.ref.namespace} --type=merge "
+            """-p '{"metadata":{"finalizers":null}}'"""
+        ),
+        retry_after=settings.intervals.stalled,
+    )
