@@ -114,9 +114,28 @@ class LeaderElection:
 
     async def acquire(self) -> None:
         """Return once we hold the Lease (waits for ever while another live holder renews)."""
-        waiting_logged = False
+        waiting_logged = failing_logged = False
         while True:
-            holder = await self._try_acquire_or_renew()
+            try:
+                holder = await asyncio.wait_for(
+                    self._try_acquire_or_renew(), timeout=self.settings.renew_deadline
+                )
+            except ApiError as error:
+                if error.status.code == 403:
+                    raise SystemExit(
+                        f"may not use {self}: {error.status.message}; grant create, and get/update "
+                        f"on leases/{self.name}, in namespace {self.namespace} "
+                        "(manifests/install/base/leader-election.yaml)"
+                    ) from None
+                holder = f"(error: {error.status.code} {error.status.message})"
+            except Exception as error:  # noqa: BLE001 - the API server may not be up yet
+                holder = f"(error: {type(error).__name__}: {error})"
+            if holder.startswith("(error") if holder else False:
+                if not failing_logged:  # NB: one line per outage, not one per retry
+                    log.warning("cannot read %s yet %s; retrying", self, holder)
+                    failing_logged = True
+                await asyncio.sleep(self.settings.retry_period)
+                continue
             if holder is None:
                 self.leading = True
                 log.info("acquired %s as %s; starting to reconcile", self, self.identity)

@@ -141,7 +141,7 @@ async def _standby(liveness: str) -> AsyncIterator[None]:
 
         app = web.Application()
         app.router.add_get(url.path or "/", healthz)
-        runner = web.AppRunner(app, handle_signals=False)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, url.hostname, url.port or 80, reuse_address=True).start()
     try:
