@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help venv infinity-venv testcluster-bin cluster cluster-down aicore aicore-down \
-	podman images system-deps argocd demo up down test test-fast lint fmt crds generate
+	podman images system-deps argocd demo up down test test-fast chaos lint fmt crds generate
 
 help:
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -75,6 +75,9 @@ fmt: venv
 
 test: venv testcluster-bin argocd infinity-venv system-deps ## The whole suite (starts its own cluster and AI Core)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+chaos: venv testcluster-bin ## The fault suite with its long cases; figures in .local/chaos-results.jsonl
+	$(PY) -m pytest -ra -s tests/chaos --chaos $(PYTEST_ARGS)
 
 test-fast: venv ## Pure tests only
 	$(PY) -m pytest -ra tests/unit $(PYTEST_ARGS)

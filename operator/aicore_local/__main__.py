@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import launcher
+from . import launcher, persistence
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL = REPO_ROOT / ".local"
@@ -70,6 +70,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     data_dir = Path(args.data).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    if args.reset:
+        persistence.state_path(data_dir).unlink(missing_ok=True)
+        shutil.rmtree(data_dir / "deployments", ignore_errors=True)
     public_url = args.public_url or f"http://{args.host}:{args.port}"
     creds = credentials(data_dir)
     _write_private(data_dir / "service-key.json", service_key(creds, public_url))
@@ -135,7 +138,8 @@ def cmd_down(args: argparse.Namespace) -> int:
     data = Path(args.data).resolve()
     launcher.stop(pid, data)
     pidfile.unlink(missing_ok=True)
-    # NB: state lives in memory, so the deployments' model copies are garbage once it stops.
+    # NB: the state stays in <data>/state.json (the next start resumes it; `serve --reset`
+    # forgets it); the deployments' model copies are made afresh when predictors start again.
     shutil.rmtree(data / "deployments", ignore_errors=True)
     print("local AI Core stopped" if pid else "local AI Core was not running")
     return 0
@@ -168,6 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--ready-timeout", type=float, default=600.0)
     serve.add_argument("--sync-interval", type=float, default=30.0)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--reset",
+        action="store_true",
+        help="forget the saved state (artifacts, configurations, deployments) and start empty",
+    )
     serve.set_defaults(func=cmd_serve)
 
     up = sub.add_parser("up", help="start in the background, seed, write the service key")

@@ -34,6 +34,7 @@ log = logging.getLogger("aicore_local")
 
 TTL_PATTERN = re.compile(r"^([0-9]+)([mMhHdD])$")
 MIN_TTL_S = 600
+MAX_TTL_DIGITS = 6
 
 
 def parse_ttl(ttl: str) -> float:
@@ -42,6 +43,11 @@ def parse_ttl(ttl: str) -> float:
         raise ApiError(
             400,
             f"Invalid ttl '{ttl}': use a natural number followed by m, h or d (e.g. 30m, 24h, 7d)",
+        )
+    if len(m.group(1)) > MAX_TTL_DIGITS:
+        # NB: a bounded answer, not int()'s digit limit or a timer overflow (HTTP 500).
+        raise ApiError(
+            400, f"Invalid ttl '{ttl[:20]}…': the number has over {MAX_TTL_DIGITS} digits"
         )
     seconds = int(m.group(1)) * {"m": 60, "h": 3600, "d": 86400}[m.group(2).lower()]
     if seconds < MIN_TTL_S:
@@ -166,6 +172,31 @@ class Lifecycle:
         if ttl_s is not None:
             self.emu.background(self._expire(dep, ttl_s), f"ttl:{dep.id}")
         return dep
+
+    def resume(self, dep: Deployment) -> None:
+        """After an emulator restart (persistence.py): carry on from the recorded state."""
+        if dep.target_status == "DELETED":
+            self.emu.deployments.pop(dep.id, None)
+            return
+        if dep.status == "STOPPING":
+            dep.running_replicas = 0
+            dep.set_status("STOPPED")
+        if dep.ttl:
+            left = dep.created_at + parse_ttl(dep.ttl) - now()
+            self.emu.background(self._expire(dep, max(left, 0.0)), f"ttl:{dep.id}")
+        if dep.status not in ("UNKNOWN", "PENDING", "RUNNING"):
+            return
+        config = self.emu.configurations.get(dep.configuration_id)
+        try:
+            if config is None:
+                raise ApiError(400, f"configuration {dep.configuration_id} no longer exists")
+            prepared = self.prepare(dep.resource_group, config)
+        except ApiError as exc:
+            dep.set_status("DEAD", exc.message)
+            return
+        dep.running_replicas = 0
+        dep.set_status("PENDING", "restarting after an AI Core outage")
+        self._schedule(dep, self._run_create(dep, prepared), "create")
 
     def stop(self, dep: Deployment) -> None:
         if dep.status not in ("PENDING", "RUNNING") or dep.target_status == "DELETED":

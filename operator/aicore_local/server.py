@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import api_admin, api_lm
 from .endpoint import json_body
@@ -25,6 +26,37 @@ from .settings import Settings
 from .state import Emulator
 
 log = logging.getLogger("aicore_local")
+
+
+class SaveAfterWrites:
+    """Saves the state after a successful write to the AI API, before the answer goes out:
+    an object a client was told about is never lost by a restart."""
+
+    def __init__(self, app: ASGIApp, emu: Emulator) -> None:
+        self.app = app
+        self.emu = emu
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or scope["method"] in ("GET", "HEAD")
+            or not path.startswith("/v2/")
+            or path.startswith("/v2/inference/")
+        ):
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                if status < 400:
+                    self.emu.save()  # NB: before the client hears "created"
+            await send(message)
+
+        await self.app(scope, receive, capture)
 
 
 def build_app(settings: Settings) -> Starlette:
@@ -118,7 +150,10 @@ def build_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(FaultMiddleware, faults=emu.faults)],
+        middleware=[
+            Middleware(FaultMiddleware, faults=emu.faults),
+            Middleware(SaveAfterWrites, emu=emu),
+        ],
         exception_handlers={HTTPException: not_found},
     )
     app.state.emulator = emu

@@ -37,5 +37,9 @@ class Settings:
     """A predictor that is not healthy by then makes the deployment DEAD."""
     rg_provision_s: float = 1.0
     """How long a new resource group stays PROVISIONING."""
+    persist: bool = True
+    """Keep objects in <data_dir>/state.json across restarts (persistence.py)."""
+    save_interval_s: float = 0.2
+    """How often background changes (deployment status) are written; API writes save at once."""
     sync_interval_s: float = 30.0
     """Periodic template re-sync (AI Core syncs about every 3 min); 0 disables it."""

@@ -1,6 +1,8 @@
 """The emulator's whole state: one object, in memory, owned by one asyncio loop.
 
-Nothing is ever evicted: a deployment disappears only through DELETE (or its TTL).
+Nothing is ever evicted: a deployment disappears only through DELETE (or its TTL). The objects
+are also kept in the data dir (persistence.py): a restart loads them and starts the predictors
+of running deployments again, as AI Core's own state survives an outage.
 Background work (lifecycle steps, template sync, resource-group provisioning) runs as tasks that
 this object keeps references to, so none is garbage-collected mid-flight.
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from . import persistence
 from .auth import TokenIssuer
 from .faults import Faults
 from .model import (
@@ -101,6 +104,19 @@ class Emulator:
         self.inference_calls: deque[InferenceCall] = deque(maxlen=10000)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.lifecycle = Lifecycle(self)
+        self._saved: str | None = None
+        if settings.persist:
+            text = persistence.read(self.state_path)
+            if text is not None:
+                persistence.load(self, text)
+                self._saved = text
+                log.info(
+                    "loaded %d artifacts, %d configurations, %d deployments from %s",
+                    len(self.artifacts),
+                    len(self.configurations),
+                    len(self.deployments),
+                    self.state_path,
+                )
         self.sync_templates()
 
     # -- background tasks ---------------------------------------------------------------------
@@ -118,14 +134,44 @@ class Emulator:
     async def start(self) -> None:
         if self.settings.sync_interval_s > 0:
             self.background(self._sync_loop(), "template-sync")
+        if self.settings.persist:
+            for dep in list(self.deployments.values()):
+                self.lifecycle.resume(dep)
+            self._saver = self.background(self._save_loop(), "state-save")
 
     async def shutdown(self) -> None:
         """Stop every predictor; called on server shutdown so no process outlives the emulator."""
+        if self.settings.persist:
+            # NB: saved before the predictors stop, so a restart resumes what was running.
+            self._saver.cancel()
+            self.save()
         await self.lifecycle.stop_all()
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- persistence ----------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return persistence.state_path(self.settings.data_dir)
+
+    def save(self) -> None:
+        """Write the state file if anything changed (cheap when nothing did)."""
+        if not self.settings.persist:
+            return
+        text = persistence.dump(self)
+        if text != self._saved:
+            persistence.write(self.state_path, text)
+            self._saved = text
+
+    async def _save_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.save_interval_s)
+            try:
+                self.save()
+            except OSError as error:  # e.g. a full disk: keep serving, say so
+                log.error("cannot save state to %s: %s", self.state_path, error)
 
     async def _sync_loop(self) -> None:
         while True:

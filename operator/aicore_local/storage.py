@@ -40,8 +40,8 @@ def resolve_artifact_url(
     if parsed.scheme != "ai":
         return url
     secret = lookup(parsed.netloc)
-    if secret is None:
-        return url
+    if secret is None or ".." in parsed.path.split("/"):
+        return url  # NB: never a file:// path outside the secret's root; `initialize` refuses it
     return (secret_root(data_dir, secret) / parsed.path.lstrip("/")).as_uri()
 
 
@@ -51,6 +51,12 @@ async def initialize(storage_uri: str | None, dest: Path, log: Callable[[str], N
         await asyncio.to_thread(dest.mkdir, parents=True, exist_ok=True)
         return
     parsed = urlparse(storage_uri)
+    if ".." in parsed.path.split("/"):
+        # NB: the path would resolve outside the object store secret's root.
+        raise StorageError(
+            f"storage initializer: {storage_uri} has a '..' segment; an artifact must name a "
+            "path inside its object store secret"
+        )
     if parsed.scheme == "ai":
         raise StorageError(
             f"storage initializer: object store secret '{parsed.netloc}' of {storage_uri} does "
@@ -62,7 +68,12 @@ async def initialize(storage_uri: str | None, dest: Path, log: Callable[[str], N
             "the local AI Core (use an ai://<objectStoreSecret>/<path> artifact)"
         )
     log(f"Copying contents of {storage_uri} to local")
-    await asyncio.to_thread(_copy, Path(unquote(parsed.path)), dest, storage_uri)
+    try:
+        await asyncio.to_thread(_copy, Path(unquote(parsed.path)), dest, storage_uri)
+    except OSError as error:  # e.g. ENAMETOOLONG: the deployment dies, as on AI Core
+        raise StorageError(
+            f"storage initializer: cannot copy {storage_uri}: {error.strerror}"
+        ) from None
     log(f"Successfully copied {storage_uri} to {dest}")
 
 

@@ -1,7 +1,7 @@
 """`embedding-operator`: the single entry point for the operator and its tools.
 
 embedding-operator run [--namespace NS] [--liveness URL]   run the operator (kopf)
-    [--metrics-port N] [--log-format text|json]
+    [--metrics-port N] [--log-format text|json] [--no-leader-elect]
 embedding-operator crd                                     print the generated CRD
 embedding-operator template                                print the AI Core ServingTemplate
 embedding-operator generate                                rewrite crds/, manifests/aicore/ and
@@ -73,6 +73,19 @@ def _parser() -> argparse.ArgumentParser:
         default="text",
         help="text lines, or one JSON object per line (default text)",
     )
+    run.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="hold a coordination.k8s.io Lease before acting, so replicas never both act "
+        "(default on)",
+    )
+    run.add_argument(
+        "--leader-election-namespace",
+        default=None,
+        help="namespace of the Lease (default: $POD_NAMESPACE, the ServiceAccount's namespace, "
+        "or the one watched namespace)",
+    )
     sub.add_parser("crd", help="print the generated CustomResourceDefinition")
     sub.add_parser("template", help="print the generated AI Core ServingTemplate")
     gen = sub.add_parser("generate", help="rewrite the generated files in the repository")
@@ -102,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             verbose=args.verbose,
             metrics_port=args.metrics_port,
             log_format=args.log_format,
+            leader_election=args.leader_elect,
+            lease_namespace=args.leader_election_namespace,
         )
     return 0
 

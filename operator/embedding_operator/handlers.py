@@ -23,7 +23,9 @@ from embedding_operator import login, logs
 from embedding_operator.api.spec import FINALIZER, GROUP, PLURAL, VERSION
 from embedding_operator.backends.base import Event
 from embedding_operator.kube import CRDMissing, check_crd_served
+from embedding_operator.protection import SecretProtection, secret_of
 from embedding_operator.reconciler import Reconciler
+from embedding_operator.retry import describe, is_transient
 
 RESOURCE = (GROUP, VERSION, PLURAL)
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -31,6 +33,39 @@ Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 # How often a waiting loop looks at the (watch-updated) body for a user change.
 CHANGE_CHECK_SECONDS = 0.5
+# Shutdown (SIGTERM): a pass in flight may finish for this long, then it is cancelled and gets
+# DAEMON_CANCEL_SECONDS more. Both together stay well inside a pod's 30 s grace period.
+DAEMON_FINISH_SECONDS = 5.0
+DAEMON_CANCEL_SECONDS = 5.0
+
+
+class ActiveLoops:
+    """Counts running reconcile loops, so clean-up closes the clients only after the last one.
+
+    NB: kopf stops its daemons and runs the cleanup handlers concurrently; closing the HTTP
+    clients first made the loops still running fail with "the client has been closed".
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
 
 
 def user_state(body: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -44,16 +79,24 @@ def user_state(body: Mapping[str, Any]) -> tuple[Any, ...]:
 
 async def wait_for_change(body: Mapping[str, Any], seconds: float, stopped: Any = None) -> None:
     """Sleep up to `seconds`, returning early when the user changes the object or the operator
-    stops (`stopped`: kopf's DaemonStopped flag, truthy once set)."""
+    stops (`stopped`: kopf's daemon flag, truthy once set)."""
     loop = asyncio.get_running_loop()
     before, deadline = user_state(body), loop.time() + seconds
     while (left := deadline - loop.time()) > 0:
         await asyncio.sleep(min(CHANGE_CHECK_SECONDS, left))
-        if user_state(body) != before or (stopped is not None and stopped):
+        if user_state(body) != before or stopped:
             return
 
 
+_events_log = logging.getLogger("embedding_operator.events")
+
+
 def post_event(body: Mapping[str, Any], event: Event) -> None:
+    # NB: Events are posted once per transition (report.transition_events), so this is the
+    # operator's one log line per object per state change.
+    level = logging.WARNING if event.type == "Warning" else logging.INFO
+    with logs.about(body):
+        _events_log.log(level, "%s: %s", event.reason, event.message.splitlines()[0][:500])
     kopf.event(cast(kopf.Body, body), type=event.type, reason=event.reason, message=event.message)
 
 
@@ -73,8 +116,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # about half a minute, before it starts watching).
     settings.scanning.disabled = True
     settings.execution.max_workers = 20
+    memo.loops = ActiveLoops()
     # NB: `memo.metrics` is set by runner.run_operator unless --metrics-port is 0.
     memo.reconciler = await build_reconciler(post_event, metrics=memo.get("metrics"))
+    memo.protection = SecretProtection(memo.reconciler.kube)
     try:
         await check_crd_served(memo.reconciler.kube, memo.get("namespaces") or [])
     except CRDMissing as error:
@@ -88,32 +133,63 @@ def authenticate(settings: kopf.OperatorSettings, **kwargs: Any) -> kopf.Connect
 
 
 @kopf.on.cleanup()
-async def close(memo: kopf.Memo, **_: Any) -> None:
+async def close(memo: kopf.Memo, logger: Logger, **_: Any) -> None:
+    loops: ActiveLoops | None = memo.get("loops")
+    if loops is not None and not await loops.wait_idle(
+        DAEMON_FINISH_SECONDS + DAEMON_CANCEL_SECONDS + 1
+    ):
+        logger.warning("%d reconcile loops still running at shutdown", loops.count)
     reconciler: Reconciler | None = memo.get("reconciler")
     if reconciler is not None:
         await reconciler.close()
 
 
-@kopf.daemon(*RESOURCE, cancellation_timeout=10.0)
+@kopf.daemon(
+    *RESOURCE,
+    cancellation_backoff=DAEMON_FINISH_SECONDS,
+    cancellation_timeout=DAEMON_CANCEL_SECONDS,
+)
 async def reconcile_loop(
     body: kopf.Body, memo: kopf.Memo, logger: Logger, stopped: kopf.DaemonStopped, **_: Any
 ) -> None:
     reconciler: Reconciler = memo.reconciler
+    protection: SecretProtection = memo.protection
+    loops: ActiveLoops = memo.loops
     failures = 0
     # NB: kopf runs each daemon as its own asyncio task, so this binding is this object's only.
     logs.bind(body)
-    # NB: on SIGTERM kopf sets `stopped`; leaving the wait at once lets 1000 loops end in well
-    # under the cancellation timeout instead of each being cancelled after it.
-    while not stopped:
-        # NB: the daemon's body is a live view, refreshed by every watch event.
-        try:
-            delay = await reconciler.reconcile(body, logger)
-            failures = 0
-        except Exception:  # e.g. the API server is briefly unreachable for the status write
-            failures += 1
-            delay = min(2.0**failures, reconciler.settings.intervals.retry_max)
-            logger.exception("reconcile pass failed; retrying in %.0fs", delay)
-        await wait_for_change(body, delay, stopped)
+    loops.enter()
+    try:
+        while not stopped:
+            # NB: the daemon's body is a live view, refreshed by every watch event.
+            try:
+                # NB: before anything is created remotely with the key (protection.py).
+                if (secret := secret_of(body)) and not body.metadata.deletion_timestamp:
+                    await protection.protect(body.metadata.namespace or "", secret)
+                delay = await reconciler.reconcile(body, logger)
+                if failures:
+                    logger.info("reconcile passes work again after %d failures", failures)
+                failures = 0
+            except Exception as error:  # e.g. the API server is unreachable for the status write
+                failures += 1
+                delay = min(2.0**failures, reconciler.settings.intervals.retry_max)
+                log_failure(logger, error, failures, delay)
+            await wait_for_change(body, delay, stopped)
+    finally:
+        loops.leave()
+
+
+def log_failure(logger: Logger, error: Exception, failures: int, delay: float) -> None:
+    """An outage: one warning when it starts, then quiet. A bug: its traceback, once."""
+    if is_transient(error):
+        if failures == 1:
+            logger.warning("reconcile pass failed (%s); retrying quietly", describe(error))
+        else:
+            logger.debug("reconcile pass failed again (%s); next in %.0fs", describe(error), delay)
+    elif failures == 1:
+        logger.exception("reconcile pass failed unexpectedly; retrying in %.0fs", delay)
+    else:
+        logger.warning("reconcile pass failed again (%s); next in %.0fs", describe(error), delay)
 
 
 @kopf.on.delete(*RESOURCE)
@@ -123,3 +199,6 @@ async def finalize(body: kopf.Body, memo: kopf.Memo, logger: Logger, **_: Any) -
         result = await reconciler.finalize(body, logger)
     if not result.done:
         raise kopf.TemporaryError(result.message, delay=result.retry_after)
+    if secret := secret_of(body):
+        protection: SecretProtection = memo.protection
+        await protection.release(body.metadata.namespace or "", secret, body.metadata.uid or "")

@@ -41,8 +41,9 @@ class KubeError(Exception):
 
     @property
     def transient(self) -> bool:
-        """No answer, throttled, or a server-side failure: retrying can help."""
-        return self.code is None or self.code == 429 or self.code >= 500
+        """No answer, a concurrent writer (409), throttled, or a server-side failure: retrying
+        can help."""
+        return self.code is None or self.code in (409, 429) or self.code >= 500
 
 
 def kube_error(error: BaseException) -> KubeError | None:

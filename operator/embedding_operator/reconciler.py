@@ -38,7 +38,7 @@ from embedding_operator.report import (
     merge_patch,
     transition_events,
 )
-from embedding_operator.retry import classify
+from embedding_operator.retry import classify, describe
 from embedding_operator.settings import Settings
 
 EventPoster = Callable[[Mapping[str, Any], Event], Awaitable[None] | None]
@@ -139,10 +139,10 @@ class Reconciler:
             except Exception as error:  # noqa: BLE001 - reported in status, retried with back-off
                 failures = self._failures[uid] = self._failures.get(uid, 0) + 1
                 verdict = classify(error, self.settings.intervals, ctx.now, failures=failures)
-                if verdict.outcome.reason == Reason.INTERNAL_ERROR:
+                if failures == 1 and not verdict.transient:
                     logger.exception("reconcile failed (attempt %d)", failures)
-                else:
-                    logger.warning("reconcile failed (attempt %d): %s", failures, error)
+                elif failures == 1:  # an outage: one line when it starts, then quiet
+                    logger.warning("reconcile failed: %s; retrying", describe(error))
                 result = Reconciled(verdict.outcome, requeue_after=verdict.delay)
         await self._write(body, previous, result)
         return result
@@ -168,9 +168,15 @@ class Reconciler:
                 self.metrics.deleting(ctx.ref.uid, backend=spec.backend)
         if not result.done:
             status = deleting_status(
-                previous, result.message, generation=ctx.ref.generation, now=self.clock()
+                previous,
+                result.message,
+                generation=ctx.ref.generation,
+                now=self.clock(),
+                stalled=result.stalled,
             )
             await self._patch(body, previous, status)
+            for event in transition_events(previous, status):
+                await self._post(body, event)
         return result
 
     async def _write(

@@ -40,12 +40,22 @@ def build_status(
 
 
 def deleting_status(
-    previous: EmbeddingModelStatus, message: str, *, generation: int, now: datetime
+    previous: EmbeddingModelStatus,
+    message: str,
+    *,
+    generation: int,
+    now: datetime,
+    stalled: bool = False,
 ) -> EmbeddingModelStatus:
-    """Status while the finalizer tears down remote objects."""
+    """Status while the finalizer tears down remote objects (Stalled when a person must act)."""
+    outcome = (
+        Outcome.stalled(Reason.DELETION_BLOCKED, message)
+        if stalled
+        else Outcome.progressing(Reason.DELETING, message)
+    )
     status = build_status(
         previous,
-        Reconciled(Outcome.progressing(Reason.DELETING, message), requeue_after=0),
+        Reconciled(outcome, requeue_after=0),
         generation=generation,
         now=now,
     )

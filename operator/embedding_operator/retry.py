@@ -12,9 +12,12 @@ A Ready object stays Ready through transient verdicts for a bounded window (plan
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+
+import httpx
 
 from embedding_operator.aicore.errors import (
     AICoreError,
@@ -139,6 +142,13 @@ def classify(
             max(backoff, intervals.pending),
             transient=True,
         )
+    if isinstance(error, httpx.TransportError | ConnectionError | asyncio.TimeoutError):
+        # NB: a raw connection failure outside the AI Core client (a serving URL, a socket).
+        return Verdict(
+            Outcome.progressing(Reason.INTERNAL_ERROR, f"retrying: {describe(error)}"),
+            backoff,
+            transient=True,
+        )
     kube: KubeError | None = kube_error(error)
     if kube is not None:
         return Verdict(
@@ -151,3 +161,15 @@ def classify(
     return Verdict(
         Outcome.progressing(Reason.INTERNAL_ERROR, f"{type(error).__name__}: {error}"), backoff
     )
+
+
+def is_transient(error: BaseException) -> bool:
+    """`classify`'s word on whether retrying alone can succeed, for callers that only decide how
+    loudly to log (an outage: one line; a bug: its traceback)."""
+    return classify(error, Intervals(), datetime.now(UTC)).transient
+
+
+def describe(error: BaseException) -> str:
+    """One line, e.g. 'ConnectError: [Errno 111] Connection refused'."""
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__

@@ -1,14 +1,37 @@
-"""Run the operator: logging and metrics set-up, then kopf's own run loop with our handlers."""
+"""Run the operator: logging and metrics set-up, leader election, then kopf with our handlers.
+
+With leader election on (the default), the process first waits as a standby until it holds the
+Lease (leader.py) — answering its liveness probe meanwhile, so Kubernetes keeps it — and only
+then starts kopf, so a standby never watches or writes. Leadership lost means exit(1): the pod
+restarts clean, as a standby. On SIGTERM kopf stops its handlers first; the Lease is released
+last, so the next leader starts only after this one has stopped acting.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+from urllib.parse import urlparse
 
 import kopf
+from aiohttp import web
 from prometheus_client import REGISTRY
 
 from embedding_operator import logs
 from embedding_operator.metrics import Metrics, serve
+
+log = logging.getLogger(__name__)
+
+# NB: a pod's default grace period is 30 s; kopf's own last resort (SIGKILL itself) is 10 min.
+# Shutdown normally takes a few seconds (handlers.py); this bounds it below the grace period.
+ULTIMATE_EXIT_SECONDS = 25.0
 
 
 def run_operator(
@@ -18,6 +41,8 @@ def run_operator(
     verbose: bool,
     metrics_port: int = 0,
     log_format: str = logs.TEXT,
+    leader_election: bool = True,
+    lease_namespace: str | None = None,
 ) -> None:
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.FULL, log_prefix=True)
     logs.install(logging.getLogger().handlers[-1], log_format=log_format)  # kopf's, just added
@@ -37,10 +62,93 @@ def run_operator(
                 f"cannot serve metrics on port {metrics_port}: {error.strerror}; choose another "
                 "--metrics-port, or 0 to turn metrics off"
             ) from None
-    kopf.run(
+    settings = kopf.OperatorSettings()
+    settings.process.ultimate_exiting_timeout = ULTIMATE_EXIT_SECONDS
+    operator = functools.partial(
+        kopf.operator,
         clusterwide=not namespaces,
         namespaces=namespaces or [],
         liveness_endpoint=liveness,
         standalone=True,
+        settings=settings,
         memo=memo,
     )
+    if not leader_election:
+        with contextlib.suppress(asyncio.CancelledError):
+            asyncio.run(operator())
+        return
+    with contextlib.suppress(asyncio.CancelledError):
+        asyncio.run(_lead_then_operate(operator, namespaces or [], liveness, lease_namespace))
+
+
+async def _lead_then_operate(
+    operator: Callable[[], Coroutine[Any, Any, None]],
+    namespaces: list[str],
+    liveness: str,
+    lease_namespace: str | None,
+) -> None:
+    from embedding_operator.kube import make_client
+    from embedding_operator.leader import (
+        LeaderElection,
+        default_identity,
+        default_namespace,
+    )
+    from embedding_operator.settings import Settings
+
+    kube = make_client(Settings().kubeconfig)
+    election = LeaderElection(
+        kube, lease_namespace or default_namespace(namespaces), default_identity()
+    )
+    try:
+        async with _standby(liveness):
+            await election.acquire()
+        renewer = asyncio.create_task(election.hold(_exit_on_loss), name="lease renewer")
+        try:
+            await operator()
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+            await election.release()
+    finally:
+        await kube.close()
+
+
+def _exit_on_loss(reason: str) -> None:
+    """Another replica may be acting now: stop at once, without running any more handlers."""
+    log.error("%s; exiting so the pod restarts as a standby", reason)
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+    sys.stdout.flush()
+    os._exit(1)
+
+
+@contextlib.asynccontextmanager
+async def _standby(liveness: str) -> AsyncIterator[None]:
+    """While waiting for the Lease: answer the liveness probe, and stop promptly on SIGTERM."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, task.cancel if task else lambda: None)
+    runner: web.AppRunner | None = None
+    if liveness:
+        url = urlparse(liveness)
+
+        async def healthz(_: web.Request) -> web.Response:
+            return web.json_response({"leader": False})
+
+        app = web.Application()
+        app.router.add_get(url.path or "/", healthz)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, url.hostname, url.port or 80, reuse_address=True).start()
+    try:
+        yield
+    finally:
+        if runner is not None:
+            await runner.cleanup()  # NB: frees the port for kopf's own liveness endpoint
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)

@@ -141,3 +141,68 @@ def test_predictors_do_not_outlive_a_killed_server(instance: Instance) -> None:
     wait_for(lambda: not alive(predictor_pid), timeout=15, what="predictor to die with the server")
     assert instance.down().returncode == 0
     assert not list((instance.data / "pids").glob("*.pid"))
+
+
+def test_a_restart_keeps_the_state_and_reset_forgets_it(instance: Instance) -> None:
+    """Issue 15: a restart of AI Core is an outage, not a reset (persistence.py)."""
+    assert instance.up().returncode == 0
+    first_pid = instance.start_fake_deployment()
+    key = json.loads(instance.key.read_text())
+    headers = {"Authorization": f"Bearer {launcher.token(key)}", "AI-Resource-Group": "default"}
+    api = f"{key['serviceurls']['AI_API_URL']}/v2/lm"
+    artifact = httpx.post(
+        f"{api}/artifacts",
+        headers=headers,
+        json={
+            "name": "kept",
+            "kind": "model",
+            "url": "ai://default/models/all-minilm-l6-v2",
+            "scenarioId": TEST_SCENARIO,
+            "labels": [{"key": "ext.ai.sap.com/test", "value": "persisted"}],
+        },
+    ).json()
+
+    def listing(kind: str) -> list[dict]:
+        return httpx.get(f"{api}/{kind}", headers=headers).json()["resources"]
+
+    before = {kind: listing(kind) for kind in ("artifacts", "configurations", "deployments")}
+    assert instance.down().returncode == 0
+    assert not alive(first_pid)
+
+    assert instance.up().returncode == 0  # NB: same data dir, a new process
+    headers["Authorization"] = f"Bearer {launcher.token(key)}"
+    after = {kind: listing(kind) for kind in ("artifacts", "configurations", "deployments")}
+    for kind in ("artifacts", "configurations"):
+        assert after[kind] == before[kind], kind
+    assert [d["id"] for d in after["deployments"]] == [d["id"] for d in before["deployments"]]
+    assert [a["labels"] for a in after["artifacts"] if a["id"] == artifact["id"]] == [
+        [{"key": "ext.ai.sap.com/test", "value": "persisted"}]
+    ]
+    dep = before["deployments"][0]
+    # The running deployment starts again on the same URL, with a new predictor process.
+    wait_for(
+        lambda: (
+            httpx.get(f"{api}/deployments/{dep['id']}", headers=headers).json()["status"]
+            == "RUNNING"
+        ),
+        what="the deployment RUNNING again after the restart",
+    )
+    again = httpx.get(f"{api}/deployments/{dep['id']}", headers=headers).json()
+    assert again["deploymentUrl"] == dep["deploymentUrl"]
+    info = httpx.get(f"{key['url']}/_emulator/deployments/{dep['id']}/predictor").json()
+    assert int(info["pid"]) != first_pid and alive(int(info["pid"]))
+
+    assert instance.down().returncode == 0
+    proc = cli(
+        "up", "--port", str(instance.port), "--data", str(instance.data),
+        "--service-key", str(instance.key), "--pidfile", str(instance.pidfile),
+        "--log", str(instance.root / "aicore.log"), "--templates", str(TEST_TEMPLATES),
+        "--extra=--reset",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    headers["Authorization"] = f"Bearer {launcher.token(key)}"
+    assert [listing(kind) for kind in ("artifacts", "configurations", "deployments")] == [
+        [],
+        [],
+        [],
+    ]

@@ -180,6 +180,77 @@ INVALID = [
         variant(KSERVE, "spec.kserve", {"resources": {"requests": {"cpu": "lots"}}}),
         ["spec.kserve.resources.requests.cpu"],
     ),
+    # Issue 15 item 5: inputs the API server used to accept but the operator could not serve.
+    (
+        "apostrophe-in-args",
+        variant(AICORE, "spec.serving", {"args": ["--name=it's"]}),
+        ["spec.serving.args[0]"],
+    ),
+    (
+        "args-too-long-together",
+        variant(AICORE, "spec.serving", {"args": ["x" * 1000] * 5}),
+        ["spec.serving.args is over 4000 characters"],
+    ),
+    (
+        "quote-in-image",
+        variant(AICORE, "spec.serving", {"image": 'registry/infinity:1"'}),
+        ["spec.serving.image"],
+    ),
+    (
+        "url-prefix-dot-dot",
+        variant(AICORE, "spec.serving", {"urlPrefix": "/.."}),
+        ["spec.serving.urlPrefix must not contain a '.' or '..' segment"],
+    ),
+    (
+        "url-prefix-inner-dot",
+        variant(AICORE, "spec.serving", {"urlPrefix": "/v1/./x"}),
+        ["spec.serving.urlPrefix must not contain"],
+    ),
+    ("ttl-too-long", variant(AICORE, "spec.aicore.ttl", "9" * 40 + "d"), ["spec.aicore.ttl"]),
+    (
+        "ttl-below-minimum",
+        variant(AICORE, "spec.aicore.ttl", "5m"),
+        ["spec.aicore.ttl must be at least 10m"],
+    ),
+    (
+        "uri-too-long",
+        variant(AICORE, "spec.model.uri", "ai://default/" + "m" * 1020),
+        ["spec.model.uri"],
+    ),
+    (
+        "uri-segment-too-long",
+        variant(AICORE, "spec.model.uri", "ai://default/" + "m" * 300),
+        ["spec.model.uri has a path segment over 255 characters"],
+    ),
+    (
+        "uri-dot-dot",
+        variant(AICORE, "spec.model.uri", "ai://default/models/../../etc"),
+        ["spec.model.uri must not contain a '.' or '..' path segment"],
+    ),
+    (
+        "toleration-exists-with-value",
+        variant(
+            KSERVE,
+            "spec.kserve",
+            {"tolerations": [{"key": "gpu", "operator": "Exists", "value": "true"}]},
+        ),
+        ["spec.kserve.tolerations[0]", "operator Exists matches any value"],
+    ),
+    (
+        "toleration-equal-without-key",
+        variant(KSERVE, "spec.kserve", {"tolerations": [{"operator": "Equal", "value": "a"}]}),
+        ["spec.kserve.tolerations[0]", "without key must use operator Exists"],
+    ),
+    (
+        "negative-cpu-limit",
+        variant(KSERVE, "spec.kserve", {"resources": {"limits": {"cpu": "-1"}}}),
+        ["spec.kserve.resources.limits.cpu"],
+    ),
+    (
+        "gpu-in-limits",
+        variant(KSERVE, "spec.kserve", {"gpus": 1, "resources": {"limits": {"nvidia.com/gpu": 2}}}),
+        ["spec.kserve.resources", "must not set nvidia.com/gpu", "spec.kserve.gpus"],
+    ),
 ]
 
 
@@ -191,6 +262,33 @@ def test_invalid_object_is_rejected_naming_the_field(kubectl, crd, namespace, ob
     assert proc.returncode != 0, f"accepted an invalid object: {obj['spec']}"
     for text in expected:
         assert text in proc.stderr, f"{text!r} not in the API server's message:\n{proc.stderr}"
+
+
+# Values at the edge of the rules above, which must still be accepted.
+VALID = [
+    (
+        "image-with-digest",
+        variant(AICORE, "spec.serving.image", "r.io:5000/inf:1@sha256:" + "a" * 64),
+    ),
+    ("ttl-minimum", variant(AICORE, "spec.aicore.ttl", "10m")),
+    ("ttl-days", variant(AICORE, "spec.aicore.ttl", "9999D")),
+    ("dotted-uri", variant(AICORE, "spec.model.uri", "ai://default/models/v1.5/.cache-free")),
+    ("dotted-prefix", variant(AICORE, "spec.serving.urlPrefix", "/v1/.well.known")),
+    ("args-with-spaces", variant(AICORE, "spec.serving.args", ["--device", "cpu", "a b"])),
+    (
+        "toleration-exists-no-key",
+        variant(KSERVE, "spec.kserve", {"tolerations": [{"operator": "Exists"}]}),
+    ),
+    (
+        "gpus-field",
+        variant(KSERVE, "spec.kserve", {"gpus": 1, "resources": {"limits": {"cpu": 2}}}),
+    ),
+]
+
+
+@pytest.mark.parametrize("obj", [o for _, o in VALID], ids=[i for i, _ in VALID])
+def test_edge_values_are_accepted(kubectl, crd, namespace, obj):
+    kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=yaml.safe_dump(obj))
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)

@@ -113,6 +113,8 @@ def test_overlays_render_the_expected_objects(rendered):
             ("CustomResourceDefinition", "embeddingmodels.embeddings.ai"),
             ("Deployment", "embedding-operator"),
             ("Namespace", "embedding-operator"),
+            ("Role", "embedding-operator-leader-election"),
+            ("RoleBinding", "embedding-operator-leader-election"),
             ("ServiceAccount", "embedding-operator"),
         ]
     )
@@ -121,7 +123,9 @@ def test_overlays_render_the_expected_objects(rendered):
             ("CustomResourceDefinition", "embeddingmodels.embeddings.ai"),
             ("Deployment", "embedding-operator"),
             ("Role", "embedding-operator"),
+            ("Role", "embedding-operator-leader-election"),
             ("RoleBinding", "embedding-operator"),
+            ("RoleBinding", "embedding-operator-leader-election"),
             ("ServiceAccount", "embedding-operator"),
         ]
     )
@@ -143,7 +147,7 @@ def test_crd_is_the_generated_file_itself(rendered, overlay):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_rbac_has_no_wildcard_no_exec_and_secrets_get_only(rendered, overlay):
+def test_rbac_has_no_wildcard_no_exec_and_secrets_get_and_patch_only(rendered, overlay):
     rules = rules_of(rendered[overlay])
     assert rules, "no RBAC rules rendered"
     for rule in rules:
@@ -152,17 +156,43 @@ def test_rbac_has_no_wildcard_no_exec_and_secrets_get_only(rendered, overlay):
         assert "nonResourceURLs" not in rule, rule
     triples = normalized(rules)
     assert not any(res.startswith("pods") for _, res, _ in triples), triples
-    assert sorted(v for g, r, v in triples if (g, r) == ("", "secrets")) == ["get"]
+    # get by name, patch for the in-use finalizer; never list/watch (enumerating Secrets).
+    assert sorted(v for g, r, v in triples if (g, r) == ("", "secrets")) == ["get", "patch"]
     for verb in ("delete", "deletecollection", "update", "escalate", "bind", "impersonate"):
-        assert not any(v == verb and r != "embeddingmodels/finalizers" for _, r, v in triples), (
+        allowed = ("embeddingmodels/finalizers", "leases")
+        assert not any(v == verb and r not in allowed for _, r, v in triples), (
             f"{verb} granted: {sorted(triples)}"
         )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_lease_rights_are_a_role_for_the_one_lease_in_the_operators_namespace(rendered, overlay):
+    docs = rendered[overlay]
+    role = next(d for d in by_kind(docs, "Role") if d["metadata"]["name"].endswith("election"))
+    deployment = one(docs, "Deployment")
+    assert role["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    assert normalized(role["rules"]) == {
+        ("coordination.k8s.io", "leases", "create"),
+        ("coordination.k8s.io", "leases", "get"),
+        ("coordination.k8s.io", "leases", "update"),
+    }
+    for rule in role["rules"]:
+        if rule["verbs"] != ["create"]:  # create cannot name an object that does not exist yet
+            assert rule["resourceNames"] == ["embedding-operator"]
+    # No ClusterRole mentions leases.
+    cluster = normalized(rules_of(by_kind(docs, "ClusterRole")))
+    assert not any(r == "leases" for _, r, _ in cluster)
 
 
 def test_namespaced_role_grants_exactly_the_cluster_wide_rules(rendered):
     # Two copies of one rule set (a Role cannot reference a ClusterRole's rules): keep them equal.
     cluster = normalized(rules_of(by_kind(rendered["cluster-wide"], "ClusterRole")))
-    role = normalized(rules_of(by_kind(rendered["namespaced"], "Role")))
+    roles = [
+        d
+        for d in by_kind(rendered["namespaced"], "Role")
+        if not d["metadata"]["name"].endswith("election")
+    ]
+    role = normalized(rules_of(roles))
     assert role == cluster
     assert cluster == {
         ("embeddings.ai", "embeddingmodels", "get"),
@@ -176,16 +206,21 @@ def test_namespaced_role_grants_exactly_the_cluster_wide_rules(rendered):
         ("serving.kserve.io", "inferenceservices", "create"),
         ("serving.kserve.io", "inferenceservices", "patch"),
         ("", "secrets", "get"),
+        ("", "secrets", "patch"),
     }
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_deployment_is_one_restricted_replica_with_a_liveness_probe(rendered, overlay):
+def test_deployment_is_two_restricted_replicas_with_a_liveness_probe(rendered, overlay):
     docs = rendered[overlay]
     deployment = one(docs, "Deployment")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}  # kopf standalone: never two at once
+    # Leader election makes two replicas safe; a rolling update never drops below two.
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == one(docs, "ServiceAccount")["metadata"]["name"]
     assert pod.get("hostNetwork") is not True and pod.get("hostPID") is not True
@@ -211,10 +246,11 @@ def test_deployment_is_one_restricted_replica_with_a_liveness_probe(rendered, ov
     assert container["startupProbe"]["httpGet"] == probe
     assert f"--metrics-port={port['metrics']}" in container["args"]
     namespaces = [a for a in container["args"] if a.startswith(("--namespace", "-n"))]
+    env = {e["name"]: e.get("valueFrom") for e in container["env"]}
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}  # Lease identity
     if overlay == "namespaced":
         assert namespaces == ["--namespace=$(POD_NAMESPACE)"]
-        (env,) = [e for e in container["env"] if e["name"] == "POD_NAMESPACE"]
-        assert env["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     else:
         assert namespaces == []  # all namespaces
     assert container["args"][0] == "run"
@@ -346,6 +382,7 @@ NEEDED = [
     ("create", ISVC, ()),
     ("patch", ISVC, ()),
     ("get", "secrets", ()),
+    ("patch", "secrets", ()),
 ]
 #: What it must never do in the namespaces it serves.
 FORBIDDEN_HERE = [
@@ -392,6 +429,22 @@ def test_namespaced_service_account_can_only_what_the_operator_does(
     for verb, resource, extra in FORBIDDEN_CLUSTER:
         assert not can_i(kubectl, user, verb, resource, "--all-namespaces", *extra), verb
     assert not can_i(kubectl, user, "list", EMB, "--all-namespaces")
+    assert_lease_rights(kubectl, user, namespace)
+
+
+LEASE = "leases.coordination.k8s.io"
+
+
+def assert_lease_rights(kubectl: Kubectl, user: str, home: str) -> None:
+    """Exactly the one Lease of leader election, in the operator's own namespace."""
+    assert can_i(kubectl, user, "create", LEASE, "-n", home)
+    for verb in ("get", "update"):
+        assert can_i(kubectl, user, verb, f"{LEASE}/embedding-operator", "-n", home), verb
+        assert not can_i(kubectl, user, verb, f"{LEASE}/kube-scheduler", "-n", home), verb
+        assert not can_i(kubectl, user, verb, f"{LEASE}/embedding-operator", "-n", "default")
+    for verb in ("delete", "list", "watch", "patch"):
+        assert not can_i(kubectl, user, verb, LEASE, "-n", home), verb
+    assert not can_i(kubectl, user, "create", LEASE, "-n", "kube-system")
 
 
 def test_cluster_wide_service_account_can_only_what_the_operator_does(
@@ -416,6 +469,7 @@ def test_cluster_wide_service_account_can_only_what_the_operator_does(
         assert can_i(kubectl, user, "watch", EMB, "--all-namespaces")
         for verb, resource, extra in FORBIDDEN_CLUSTER:
             assert not can_i(kubectl, user, verb, resource, "--all-namespaces", *extra), verb
+        assert_lease_rights(kubectl, user, namespace)
     finally:
         delete_cluster_scoped(kubectl, docs)
 

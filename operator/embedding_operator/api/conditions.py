@@ -57,6 +57,7 @@ class Reason(StrEnum):
     INFERENCE_SERVICE_FAILED = "InferenceServiceFailed"
     INFERENCE_SERVICE_REJECTED = "InferenceServiceRejected"
     INFERENCE_SERVICE_CONFLICT = "InferenceServiceConflict"
+    DELETION_BLOCKED = "DeletionBlocked"
     # Ready=False without Stalled
     SUSPENDED = "Suspended"
 

@@ -115,13 +115,30 @@ class ModelSource(_Model):
     )
     uri: str = Field(
         min_length=6,
-        max_length=1024,
+        max_length=1024,  # AI Core's artifact url limit
         pattern=r"^(ai|hf|s3|gs|pvc)://[^\s]+[^/\s]$",
         description=(
             "Where the weights come from. aicore: ai://<objectStoreSecret>/<path> (an AI Core "
             "artifact URL). kserve: hf://<org>/<model>, s3://<bucket>/<path>, "
-            "gs://<bucket>/<path> or pvc://<claim>/<path>. No trailing slash."
+            "gs://<bucket>/<path> or pvc://<claim>/<path>. No trailing slash, no '.' or '..' "
+            "segment, no segment over 255 characters."
         ),
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                # NB: `..` would resolve outside the object store secret's root (or the bucket
+                # prefix a reader is limited to); storage initializers refuse or misread it.
+                cel(
+                    "!self.matches('(://|/)[.][.]?(/|$)')",
+                    "spec.model.uri must not contain a '.' or '..' path segment: name the "
+                    "model's directory itself",
+                ),
+                # NB: a longer segment is not a file name on any file system (ENAMETOOLONG).
+                cel(
+                    "!self.matches('[^/]{256}')",
+                    "spec.model.uri has a path segment over 255 characters: shorten it",
+                ),
+            ]
+        },
     )
     revision: str | None = Field(
         default=None,
@@ -166,8 +183,13 @@ class Serving(_Model):
     image: str | None = Field(
         default=None,
         max_length=512,
-        pattern=r"^[^\s]+$",
-        description="Serving image; the operator's pinned infinity image when unset.",
+        # NB: the characters of an OCI reference (registry[:port]/path[:tag][@digest]) only; the
+        # value is substituted raw into a double-quoted template string (see serving.py).
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$",
+        description=(
+            "Serving image, e.g. registry.example/infinity:0.0.77 or …@sha256:<digest>; the "
+            "operator's pinned infinity image when unset."
+        ),
     )
     engine: Engine = Field(default=Engine.TORCH, description="infinity engine.")
     dtype: DType = Field(default=DType.AUTO, description="Weights dtype; auto picks per device.")
@@ -182,17 +204,37 @@ class Serving(_Model):
         max_length=64,
         pattern=r"^(/[A-Za-z0-9._~-]+)+$",
         description=(
-            "Path prefix of the OpenAI-style routes. Must start with '/' and not end with '/'; "
-            "AI Core routes only paths under /v1 or /v2."
+            "Path prefix of the OpenAI-style routes. Must start with '/' and not end with '/', "
+            "no '.' or '..' segment; AI Core routes only paths under /v1 or /v2."
         ),
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                # NB: HTTP clients normalise dot segments away, so the probe would never reach it.
+                cel(
+                    "!self.matches('/[.][.]?(/|$)')",
+                    "spec.serving.urlPrefix must not contain a '.' or '..' segment: use e.g. /v1",
+                )
+            ]
+        },
     )
-    args: list[Annotated[str, Field(max_length=1024, pattern=r'^[^"\\]*$')]] = Field(
+    args: list[Annotated[str, Field(max_length=1024, pattern=r"^[^\"'\\]*$")]] = Field(
         default_factory=list,
         max_length=64,
         description=(
-            "Extra `infinity_emb v2` arguments, appended after the operator's own. No '\"' or "
-            "'\\' (AI Core substitutes values into its template as raw text)."
+            "Extra `infinity_emb v2` arguments, appended after the operator's own. No '\"', "
+            "\"'\" or '\\' (AI Core substitutes values into its template as raw text, and shell "
+            "quoting an apostrophe produces a '\"'); at most 4000 characters together (an AI "
+            "Core parameter value holds 5000)."
         ),
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "size(self.join(' ')) <= 4000",
+                    "spec.serving.args is over 4000 characters in all (AI Core limits a "
+                    "parameter value to 5000): pass fewer or shorter arguments",
+                )
+            ]
+        },
     )
     env: list[EnvVar] = Field(
         default_factory=list,
@@ -284,8 +326,20 @@ class AICoreSpec(_Model):
     )
     ttl: str | None = Field(
         default=None,
-        pattern=r"^[0-9]+[mhdMHD]$",
-        description="Deployment time to live, e.g. 90m, 8h, 7d; AI Core deletes it afterwards.",
+        max_length=5,
+        pattern=r"^[1-9][0-9]{0,3}[mhdMHD]$",
+        description=(
+            "Deployment time to live, e.g. 90m, 8h, 7d (10m to 9999d); AI Core deletes it "
+            "afterwards."
+        ),
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!self.matches('^[1-9][mM]$')",
+                    "spec.aicore.ttl must be at least 10m (AI Core's minimum): use e.g. 10m or 1h",
+                )
+            ]
+        },
     )
     deletion_policy: DeletionPolicy = Field(
         default=DeletionPolicy.DELETE,
@@ -298,6 +352,24 @@ class AICoreSpec(_Model):
 
 class Toleration(_Model):
     """A Kubernetes toleration."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                # NB: the API server rejects such a pod later, as a failed InferenceService.
+                cel(
+                    "!has(self.operator) || self.operator != 'Exists' || !has(self.value) "
+                    "|| self.value == ''",
+                    "a toleration with operator Exists matches any value: remove value, or use "
+                    "operator Equal",
+                ),
+                cel(
+                    "has(self.key) || !has(self.operator) || self.operator == 'Exists'",
+                    "a toleration without key must use operator Exists (it matches every taint)",
+                ),
+            ]
+        }
+    )
 
     key: str | None = Field(default=None, max_length=316, description="Taint key.")
     operator: str | None = Field(
@@ -316,8 +388,10 @@ class Toleration(_Model):
 
 # The API server's own pattern for resource.Quantity strings, so `cpu: lots` fails at apply time
 # instead of as a rejected InferenceService later.
+# NB: without the leading '-': a negative request or limit is refused by the API server only once
+# the predictor pod is created.
 QUANTITY_PATTERN = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 Quantity = int | Annotated[str, Field(pattern=QUANTITY_PATTERN)]
@@ -328,8 +402,24 @@ _QUANTITY: dict[str, Any] = {
 }
 
 
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
 class Resources(_Model):
     """Container resources (Kubernetes quantities)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"!has(self.{kind}) || !('{GPU_RESOURCE}' in self.{kind})",
+                    f"spec.kserve.resources.{kind} must not set {GPU_RESOURCE}: the operator "
+                    "sets it from spec.kserve.gpus, so set that instead",
+                )
+                for kind in ("requests", "limits")
+            ]
+        }
+    )
 
     requests: dict[str, Quantity] = Field(
         default_factory=dict,

@@ -29,6 +29,7 @@ from embedding_operator.aicore import (
     Conflict,
     NotFound,
     RetrySettings,
+    Unauthorized,
     parse_service_key,
 )
 from embedding_operator.aicore.models import (
@@ -39,7 +40,7 @@ from embedding_operator.aicore.models import (
     TargetStatus,
 )
 from embedding_operator.api.conditions import Reason
-from embedding_operator.api.spec import FINALIZER, EmbeddingModelSpec
+from embedding_operator.api.spec import EmbeddingModelSpec
 from embedding_operator.api.status import AICoreStatus
 from embedding_operator.backends.aicore_view import Shared, TenantView
 from embedding_operator.backends.base import Event, Finalized, ReconcileContext, Reconciled
@@ -495,26 +496,26 @@ class AICoreBackend:
                 cached = self._tenants.get(fingerprint) if fingerprint else None
                 if cached is not None:
                     tenant = cached
-                elif not (
-                    previous.artifact_id or previous.configuration_id or previous.deployment_id
-                ):
+                elif not _created_remotely(previous):
                     return Finalized(done=True, message="nothing was created on AI Core")
                 else:
-                    return Finalized(
-                        done=False,
-                        message=f"cannot stop deployment {previous.deployment_id}: "
-                        f"{problem.message}; or remove the finalizer {FINALIZER} to leave it "
-                        "running",
-                        retry_after=self.settings.intervals.stalled,
-                    )
+                    return _blocked(ctx, previous, problem.message, self.settings)
             view = tenant.view(aicore.resource_group)
             names = names_for(ctx.ref, spec)
             listing = view.deployments(aicore.scenario_id)
-            owned = owned_deployments(
-                # NB: a fresh list (shared by concurrent deletions): done means AI Core agrees.
-                await listing.owned(names.configuration_prefix, 0.0),
-                names,
-            )
+            try:
+                owned = owned_deployments(
+                    # NB: a fresh list (shared by concurrent deletions): done means AI Core agrees.
+                    await listing.owned(names.configuration_prefix, 0.0),
+                    names,
+                )
+            except Unauthorized:
+                # NB: a key AI Core never accepted cannot have created anything.
+                if not _created_remotely(previous):
+                    return Finalized(done=True, message="nothing was created on AI Core")
+                return _blocked(
+                    ctx, previous, "AI Core rejects the service key's credentials", self.settings
+                )
             decided = plan_finalize(spec, previous, owned)
             for action in decided.actions:
                 await self._act(view, ctx, names, action, [])
@@ -532,3 +533,32 @@ class AICoreBackend:
     def _forget(self, uid: str) -> None:
         self._failing.pop(uid, None)
         self._failures.pop(uid, None)
+
+
+# -- deletion that cannot proceed (issue 15 item 3) --------------------------------------------
+
+
+def _created_remotely(previous: AICoreStatus) -> bool:
+    return bool(previous.artifact_id or previous.configuration_id or previous.deployment_id)
+
+
+def _blocked(
+    ctx: ReconcileContext, previous: AICoreStatus, why: str, settings: Settings
+) -> Finalized:
+    """Stalled: the deployment cannot be stopped without a working key; say how to unblock."""
+    assert ctx.spec.aicore is not None
+    ref = ctx.spec.aicore.secret_ref
+    dep = previous.deployment_id or "(none recorded)"
+    return Finalized(
+        done=False,
+        stalled=True,
+        message=(
+            f"cannot stop AI Core deployment {dep}: {why}. Fix: put a working service key in "
+            f"Secret {ctx.ref.namespace}/{ref.name} (key '{ref.key}'); or stop and delete "
+            f"deployment {dep} in resource group '{ctx.spec.aicore.resource_group}' yourself "
+            f"(AI Launchpad or the AI API), then remove the finalizer: kubectl patch emb "
+            f"{ctx.ref.name} -n {ctx.ref.namespace} --type=merge "
+            """-p '{"metadata":{"finalizers":null}}'"""
+        ),
+        retry_after=settings.intervals.stalled,
+    )

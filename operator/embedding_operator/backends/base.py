@@ -97,6 +97,7 @@ class Finalized:
     done: bool
     message: str
     retry_after: float = 5.0
+    stalled: bool = False  # True: only a person can unblock it; `message` says how
     events: list[Event] = field(default_factory=list)
 
 

@@ -1,0 +1,71 @@
+"""What the fault-suite cases share: counting remote objects per model, waiting for convergence."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import yaml
+
+from tests.fixtures.cluster import wait_until
+from tests.integration.test_aicore_backend import model, owned
+
+FAST_LEASE = {
+    "EMB_LEASE_DURATION_SECONDS": "4",
+    "EMB_RENEW_DEADLINE_SECONDS": "3",
+    "EMB_RETRY_PERIOD_SECONDS": "0.5",
+}
+
+
+def apply_models(kubectl: Any, namespace: str, names: list[str], **spec: Any) -> None:
+    docs = [model(name, **spec) for name in names]
+    kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(docs))
+
+
+def models(kubectl: Any, namespace: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = kubectl.json("get", "emb", "-n", namespace)["items"]
+    return items
+
+
+def running(obj: dict[str, Any]) -> bool:
+    return (obj.get("status") or {}).get("aicore", {}).get("deploymentStatus") == "RUNNING"
+
+
+def wait_all_running(kubectl: Any, namespace: str, count: int, timeout: float) -> float:
+    """Seconds until `count` models report a RUNNING deployment."""
+    started = time.monotonic()
+    wait_until(
+        lambda: sum(running(o) for o in models(kubectl, namespace)) == count,
+        what=f"{count} models RUNNING",
+        timeout=timeout,
+    )
+    return round(time.monotonic() - started, 1)
+
+
+def remote_counts(aicore: Any, objs: list[dict[str, Any]]) -> dict[str, int]:
+    """Duplicates: remote objects beyond one per model (active deployments only)."""
+    dup = {"artifacts": 0, "configurations": 0, "deployments": 0}
+    for obj in objs:
+        for kind in dup:
+            found = owned(aicore, kind, obj)
+            if kind == "deployments":
+                found = [d for d in found if d["status"] in ("PENDING", "RUNNING", "UNKNOWN")]
+            dup[kind] += max(0, len(found) - 1)
+    return dup
+
+
+def all_remote(aicore: Any, kind: str) -> list[dict[str, Any]]:
+    from tests.integration.test_aicore_backend import remote
+
+    items: list[dict[str, Any]] = remote(aicore, f"{kind}?scenarioId=embedding-infinity")[
+        "resources"
+    ]
+    return items
+
+
+def lease_holder(kubectl: Any, namespace: str) -> str | None:
+    proc = kubectl(
+        "get", "lease", "embedding-operator", "-n", namespace,
+        "-o", "jsonpath={.spec.holderIdentity}", check=False,
+    )  # fmt: skip
+    return proc.stdout.strip() or None if proc.returncode == 0 else None

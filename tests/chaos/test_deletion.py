@@ -1,0 +1,99 @@
+"""Issue 15 item 3: deletion always finishes with nothing left running on AI Core.
+
+- The operator is SIGKILLed, the namespace is deleted, the operator restarts: the service-key
+  Secret was kept (Terminating) by its in-use finalizer, so the models' finalizers can still stop
+  their deployments, and then the Secret and the namespace go.
+- A model whose key never worked (nothing was created) loses its finalizer at once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.chaos.helpers import all_remote, apply_models, wait_all_running
+from tests.fixtures.cluster import wait_until
+from tests.integration.test_aicore_backend import SECRET, model
+
+pytestmark = pytest.mark.integration
+
+IN_USE = "embeddings.ai/secret-in-use"
+MODELS = 3
+
+
+def secret_finalizers(kubectl, namespace: str) -> list[str]:
+    obj = kubectl.json("get", "secret", SECRET, "-n", namespace)
+    return list(obj["metadata"].get("finalizers") or [])
+
+
+def test_namespace_deleted_while_the_operator_is_down_finishes_after_restart(
+    kubectl, namespace, aicore, aicore_faults, aicore_key, start_operator, figures
+):
+    aicore_faults.set_runtime("noop")
+    operator = start_operator(namespace)
+    names = [f"d{i}" for i in range(MODELS)]
+    apply_models(kubectl, namespace, names)
+    wait_all_running(kubectl, namespace, MODELS, timeout=180)
+    prefixes = tuple(
+        f"{o['metadata']['name']}-{o['metadata']['uid'][:8]}-"
+        for o in kubectl.json("get", "emb", "-n", namespace)["items"]
+    )
+    assert secret_finalizers(kubectl, namespace) == [IN_USE]
+
+    operator.kill()
+    kubectl("delete", "namespace", namespace, "--wait=false")
+    # While the operator is down the namespace waits on the models; the Secret stays readable.
+    time.sleep(2)
+    secret = kubectl.json("get", "secret", SECRET, "-n", namespace)
+    assert secret["metadata"].get("deletionTimestamp") and secret["data"]["serviceKey"]
+
+    restarted = time.monotonic()
+    operator.start()
+    wait_until(
+        lambda: not kubectl.exists("namespace", namespace),
+        what="the namespace to be gone",
+        timeout=120,
+    )
+    figures["models"] = MODELS
+    figures["kills"] = 1
+    figures["seconds_to_finish_after_restart"] = round(time.monotonic() - restarted, 1)
+    left = [
+        d
+        for d in all_remote(aicore, "deployments")
+        if d.get("configurationName", "").startswith(prefixes)
+    ]
+    figures["orphans"] = len(left)
+    assert left == [], json.dumps(left, indent=1)[:2000]
+
+
+def test_a_model_whose_key_never_worked_is_deleted_at_once(
+    kubectl, namespace, aicore, start_operator, tmp_path, figures
+):
+    wrong = {**aicore.service_key, "clientsecret": "not-the-secret"}
+    path = tmp_path / "wrong.json"
+    path.write_text(json.dumps(wrong))
+    kubectl(
+        "create", "secret", "generic", SECRET, "-n", namespace, f"--from-file=serviceKey={path}"
+    )
+    start_operator(namespace)
+    kubectl.apply(model("never"), "-n", namespace)
+    wait_until(
+        lambda: any(
+            c["type"] == "Stalled" and c["status"] == "True"
+            for c in (kubectl.json("get", "emb", "never", "-n", namespace).get("status") or {}).get(
+                "conditions", []
+            )
+        ),
+        what="Stalled (AuthenticationFailed)",
+        timeout=60,
+    )
+    started = time.monotonic()
+    kubectl("delete", "emb", "never", "-n", namespace, "--timeout=30s")
+    figures["seconds_to_delete"] = round(time.monotonic() - started, 1)
+    assert not kubectl.exists("emb", "never", "-n", namespace)
+    # The Secret is free again: nothing uses it.
+    wait_until(
+        lambda: secret_finalizers(kubectl, namespace) == [], what="Secret released", timeout=30
+    )
