@@ -20,6 +20,7 @@ from embedding_operator.api.conditions import (
 )
 from embedding_operator.api.status import EmbeddingModelStatus, Phase
 from embedding_operator.backends.base import Event, Reconciled
+from embedding_operator.redact import redact_tree
 
 
 def build_status(
@@ -92,3 +93,8 @@ def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 def dump_status(status: EmbeddingModelStatus) -> dict[str, Any]:
     return status.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def redact_status(status: EmbeddingModelStatus) -> EmbeddingModelStatus:
+    """`status` with every message (conditions, serving, AI Core) passed through the redactor."""
+    return EmbeddingModelStatus.model_validate(redact_tree(dump_status(status)))

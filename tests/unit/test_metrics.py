@@ -10,68 +10,24 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import Any
 
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
 from embedding_operator.api.conditions import Outcome, Reason
-from embedding_operator.backends.base import Finalized, ReconcileContext, Reconciled
+from embedding_operator.backends.base import Finalized, Reconciled
 from embedding_operator.metrics import Metrics, serve
 from embedding_operator.reconciler import Reconciler
 from embedding_operator.settings import Settings
 from tests.fixtures.operator import free_port
+from tests.fixtures.reconciler import FakeBackend, FakeKube, body
 
 LOG = logging.getLogger("test")
 RECONCILES = "embedding_operator_reconciliations_total"
 DURATION = "embedding_operator_reconcile_duration_seconds"
 AICORE = "embedding_operator_aicore_request_duration_seconds"
 PHASES = "embedding_operator_embeddingmodels"
-
-
-class FakeKube:
-    """Only what the reconciler's status write uses; `fail` makes the write raise."""
-
-    def __init__(self) -> None:
-        self.patches: list[dict[str, Any]] = []
-        self.fail = False
-
-    async def patch(self, resource: Any, name: str, obj: dict[str, Any], **_: Any) -> None:
-        if self.fail:
-            raise RuntimeError("API server unreachable")
-        self.patches.append(obj)
-
-
-class FakeBackend:
-    """Returns (or raises) whatever the test queued."""
-
-    def __init__(self) -> None:
-        self.next: Reconciled | Exception = Reconciled(
-            Outcome.ready(Reason.SERVING_VERIFIED, "ok"), requeue_after=60
-        )
-        self.finalized = Finalized(done=True, message="gone")
-
-    async def reconcile(self, ctx: ReconcileContext) -> Reconciled:
-        if isinstance(self.next, Exception):
-            raise self.next
-        return self.next
-
-    async def finalize(self, ctx: ReconcileContext) -> Finalized:
-        return self.finalized
-
-
-def body(uid: str = "uid-1", backend: str = "kserve", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "embeddings.ai/v1alpha1",
-        "kind": "EmbeddingModel",
-        "metadata": {"name": "m", "namespace": "ns", "uid": uid, "generation": 1},
-        "spec": {
-            "backend": backend,
-            "model": {"name": "minilm", "uri": "hf://sentence-transformers/all-MiniLM-L6-v2"},
-            **spec,
-        },
-    }
 
 
 @pytest.fixture

@@ -51,6 +51,7 @@ from embedding_operator.plan.aicore import (
     plan_cleanup,
     plan_deployment,
 )
+from embedding_operator.redact import redact
 from embedding_operator.serving import MODEL_ARTIFACT, image_of, parameter_bindings
 from embedding_operator.settings import Settings
 
@@ -94,7 +95,7 @@ class HttpServingChecker:
         )
         if response.status_code != 200:
             raise RuntimeError(
-                f"HTTP {response.status_code} from {url}/embeddings: {response.text[:200]}"
+                f"HTTP {response.status_code} from {url}/embeddings: {redact(response.text)[:200]}"
             )
         data = response.json()["data"][0]["embedding"]
         if isinstance(data, str):  # base64 encoding_format

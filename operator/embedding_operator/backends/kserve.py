@@ -58,6 +58,7 @@ from embedding_operator.plan.serving_check import (
     judge_serving,
     reuse_serving,
 )
+from embedding_operator.redact import redact
 from embedding_operator.settings import Settings
 
 InferenceService = create_namespaced_resource(ISVC_GROUP, ISVC_VERSION, ISVC_KIND, ISVC_PLURAL)
@@ -96,7 +97,7 @@ def http_checker(timeout: float = 30.0) -> ServingChecker:
             return CheckResult(
                 reachable=True,
                 error=f"POST {url}/embeddings returned HTTP {response.status_code}: "
-                f"{response.text[:300]}",
+                f"{redact(response.text)[:300]}",
             )
         try:
             vector = response.json()["data"][0]["embedding"]
@@ -271,7 +272,7 @@ def refusal(error: httpx2.HTTPStatusError, recheck_seconds: float) -> Outcome | 
     if isinstance(error, ApiError):
         message = error.status.message or str(error)
     else:
-        message = error.response.text[:500]
+        message = redact(error.response.text)[:500]
     if code == 404:
         return Outcome.stalled(
             Reason.KSERVE_NOT_INSTALLED,
