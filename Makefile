@@ -60,10 +60,11 @@ down: venv ## Stop what `make up` started
 crds generate: venv ## Regenerate crds/ and manifests/aicore/ from the Python sources of truth
 	$(PY) -m embedding_operator.cli generate
 
-lint: venv ## ruff + mypy
+lint: venv ## ruff + mypy + the import contracts ([tool.importlinter] in pyproject.toml)
 	$(VENV)/bin/ruff check operator tests
 	$(VENV)/bin/ruff format --check operator tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 fmt: venv
 	$(VENV)/bin/ruff format operator tests

@@ -20,8 +20,8 @@ from enum import StrEnum
 
 from embedding_operator.aicore.models import Deployment, DeploymentStatus, TargetStatus
 from embedding_operator.api.conditions import Outcome, Reason
+from embedding_operator.api.objects import Event, ObjectRef
 from embedding_operator.api.spec import EmbeddingModelSpec
-from embedding_operator.backends.base import Event, ObjectRef
 from embedding_operator.serving import configuration_hash
 
 LABEL_UID = "ext.ai.sap.com/embeddings.ai-uid"
