@@ -44,8 +44,9 @@ podman: ## Install podman/buildah and the locally made Debian base image
 images: podman ## Build the serving image and the operator image with podman
 	scripts/build-images.sh
 
-system-deps: ## Debian packages the tests use (lua5.1 for the Argo CD health check, podman)
+system-deps: ## Debian packages the tests use (lua5.1 for the Argo CD health check, node, podman)
 	scripts/ensure-lua.sh
+	scripts/ensure-node.sh
 	scripts/ensure-podman.sh
 
 demo: venv testcluster-bin infinity-venv ## The main job end to end on the local sandbox, then clean up

@@ -257,15 +257,20 @@ class Deployment:
             "status": self.status,
             "targetStatus": self.target_status,
             "lastOperation": self.last_operation,
-            "latestRunningConfigurationId": self.latest_running_configuration_id,
             "ttl": self.ttl,
             "details": self.details(),
             "createdAt": rfc3339(self.created_at),
             "modifiedAt": rfc3339(self.modified_at),
             "submissionTime": rfc3339(self.submission_time),
+        }
+        # NB: AI Core leaves these keys out until they have a value (typed clients read a
+        # present null as a value: the JavaScript SDK's types have no null for them).
+        optional = {
+            "latestRunningConfigurationId": self.latest_running_configuration_id,
             "startTime": rfc3339(self.start_time),
             "completionTime": rfc3339(self.completion_time),
         }
+        out.update({k: v for k, v in optional.items() if v is not None})
         if self.status_message:
             out["statusMessage"] = self.status_message
         if with_status_details:

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlparse
 
 from .auth import TokenIssuer
 from .faults import Faults
+from .lifecycle import Lifecycle
 from .model import (
     Artifact,
     Configuration,
@@ -77,8 +78,6 @@ class InferenceCall:
 
 class Emulator:
     def __init__(self, settings: Settings) -> None:
-        from .lifecycle import Lifecycle  # NB: lifecycle needs the finished Emulator type
-
         self.settings = settings
         self.tokens = TokenIssuer(
             settings.client_id, settings.client_secret, lifetime_s=settings.token_lifetime_s

@@ -20,6 +20,7 @@ SHELL_SCRIPTS = [
     Path("image/run.sh"),
     Path("scripts/ensure-infinity-venv.sh"),
     Path("scripts/ensure-podman.sh"),
+    Path("scripts/ensure-node.sh"),
     Path("scripts/build-images.sh"),
 ]
 
