@@ -74,5 +74,5 @@ fmt: venv
 test: venv testcluster-bin infinity-venv system-deps ## The whole suite (starts its own cluster and AI Core)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
-test-fast: venv ## Pure tests only
+test-fast: venv ## The pure tier: tests/unit (no network; tests/conftest.py enforces the tiers)
 	$(PY) -m pytest -ra tests/unit $(PYTEST_ARGS)

@@ -12,7 +12,6 @@ import asyncio
 import io
 import json
 import logging
-from collections.abc import Iterator
 
 import kopf
 import pytest
@@ -29,26 +28,12 @@ BODY = {
 }
 
 
-@pytest.fixture
-def capture() -> Iterator[tuple[io.StringIO, logging.Handler]]:
-    """A handler finished by logs.install, as runner.py sets it up; the root logger restored."""
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
-    stream = io.StringIO()
-    kopf.configure(verbose=True, log_format=kopf.LogFormat.FULL, log_prefix=True)
-    handler = root.handlers[-1]
-    handler.setStream(stream)  # type: ignore[attr-defined]
-    yield stream, handler
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
-
-
 def lines(stream: io.StringIO) -> list[str]:
     return stream.getvalue().splitlines()
 
 
-def test_text_lines_name_the_object_from_kopf_and_from_our_own_loggers(capture):
-    stream, handler = capture
+def test_text_lines_name_the_object_from_kopf_and_from_our_own_loggers(log_capture):
+    stream, handler = log_capture
     logs.install(handler, log_format=logs.TEXT)
     kopf_logger = kopf.LocalObjectLogger(body=kopf.Body(BODY), settings=kopf.OperatorSettings())
     kopf_logger.info("handler succeeded")
@@ -61,8 +46,8 @@ def test_text_lines_name_the_object_from_kopf_and_from_our_own_loggers(capture):
     assert "[team-a/" not in third and "no object here" in third
 
 
-def test_json_lines_are_one_object_each_with_flat_object_fields(capture):
-    stream, handler = capture
+def test_json_lines_are_one_object_each_with_flat_object_fields(log_capture):
+    stream, handler = log_capture
     logs.install(handler, log_format=logs.JSON)
     with logs.about(BODY):
         logging.getLogger("embedding_operator.reconciler").info("reconciled %s", "ok")
@@ -81,8 +66,8 @@ def test_json_lines_are_one_object_each_with_flat_object_fields(capture):
     assert "ValueError: boom" in failed["exception"]
 
 
-def test_secrets_are_masked_in_messages_arguments_and_tracebacks(capture):
-    stream, handler = capture
+def test_secrets_are_masked_in_messages_arguments_and_tracebacks(log_capture):
+    stream, handler = log_capture
     logs.install(handler, log_format=logs.JSON)
     log = logging.getLogger("embedding_operator.aicore")
     log.warning("token response: %s", {"access_token": OPAQUE, "token_type": "bearer"})
@@ -96,8 +81,8 @@ def test_secrets_are_masked_in_messages_arguments_and_tracebacks(capture):
     assert output.count(REDACTED) >= 3
 
 
-async def test_the_bound_object_stays_with_its_task(capture):
-    stream, handler = capture
+async def test_the_bound_object_stays_with_its_task(log_capture):
+    stream, handler = log_capture
     logs.install(handler, log_format=logs.JSON)
     log = logging.getLogger("embedding_operator")
 

@@ -1,5 +1,6 @@
 """Metrics: what the reconciler records per pass, the phase gauge's life cycle, the AI Core hook,
-and the `/metrics` endpoint — each against a fresh CollectorRegistry.
+each against a fresh CollectorRegistry (the `/metrics` endpoint, which opens a port, is
+tests/integration/test_metrics_endpoint.py).
 
 The reconciler runs for real with a stand-in backend and a stand-in Kubernetes client (only the
 status patch is needed); the operator process with real AI Core traffic is covered by
@@ -9,18 +10,15 @@ tests/integration/test_metrics.py.
 from __future__ import annotations
 
 import logging
-import socket
 
-import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
 from embedding_operator.api.conditions import Outcome, Reason
 from embedding_operator.backends.base import Finalized, Reconciled
-from embedding_operator.metrics import Metrics, serve
+from embedding_operator.metrics import Metrics
 from embedding_operator.reconciler import Reconciler
 from embedding_operator.settings import Settings
-from tests.fixtures.operator import free_port
 from tests.fixtures.reconciler import FakeBackend, FakeKube, body
 
 LOG = logging.getLogger("test")
@@ -169,36 +167,3 @@ async def test_without_metrics_the_reconciler_still_works(backend, kube):
     plain = Reconciler(kube, {"kserve": backend}, Settings(), post_event=lambda b, e: None)  # type: ignore[arg-type]
     assert await plain.reconcile(body(), LOG) == 60
     assert kube.patches
-
-
-def test_metrics_endpoint_serves_the_registry(metrics):
-    metrics.aicore_response("/lm/meta", "GET", 200, 0.01)
-    server = serve(metrics, free_port(), "127.0.0.1")
-    try:
-        port = server.server_port
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert f'{AICORE}_count{{endpoint="/lm/meta",method="GET",status="200"}} 1.0' in text
-    assert "# TYPE embedding_operator_reconciliations_total counter" in text
-    assert f'{PHASES}{{backend="aicore",phase="Ready"}} 0.0' in text
-
-
-@pytest.mark.parametrize("taken", [True, False], ids=["port-in-use", "out-of-range"])
-def test_a_bad_metrics_port_stops_the_operator_with_a_clear_error(taken):
-    from embedding_operator.runner import run_operator
-
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
-    with socket.socket() as busy:
-        busy.bind(("0.0.0.0", 0))
-        busy.listen()
-        port = busy.getsockname()[1] if taken else 70000
-        try:
-            with pytest.raises(SystemExit, match="--metrics-port") as stop:
-                run_operator(namespaces=["x"], liveness="", verbose=False, metrics_port=port)
-        finally:
-            root.handlers[:] = saved[0]
-            root.setLevel(saved[1])
-    assert str(port) in str(stop.value)

@@ -135,18 +135,11 @@ def known_secrets() -> Iterator[None]:
 
 
 @pytest.fixture
-def log_stream() -> Iterator[io.StringIO]:
-    """The operator's stderr handler, set up as runner.py does (kopf.configure + logs.install)."""
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
-    stream = io.StringIO()
-    kopf.configure(verbose=True, log_format=kopf.LogFormat.FULL, log_prefix=True)
-    handler = root.handlers[-1]
-    handler.setStream(stream)  # type: ignore[attr-defined]
+def log_stream(log_capture: tuple[io.StringIO, logging.Handler]) -> io.StringIO:
+    """The operator's stderr handler in JSON, as runner.py sets it up."""
+    stream, handler = log_capture
     logs.install(handler, log_format=logs.JSON)
-    yield stream
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
+    return stream
 
 
 class Capture(logging.Handler):
