@@ -44,9 +44,10 @@ podman: ## Install podman/buildah and the locally made Debian base image
 images: podman ## Build the serving image and the operator image with podman
 	scripts/build-images.sh
 
-system-deps: ## Debian packages the tests use (lua5.1 and redis-server for Argo CD, podman)
+system-deps: ## Debian packages the tests use (lua5.1 and redis-server for Argo CD, node, podman)
 	scripts/ensure-lua.sh
 	scripts/ensure-redis.sh
+	scripts/ensure-node.sh
 	scripts/ensure-podman.sh
 
 argocd: venv ## Build (or reuse the cached) Argo CD binary for the GitOps tests (4-5 min cold)
@@ -64,10 +65,11 @@ down: venv ## Stop what `make up` started
 crds generate: venv ## Regenerate crds/ and manifests/aicore/ from the Python sources of truth
 	$(PY) -m embedding_operator.cli generate
 
-lint: venv ## ruff + mypy
+lint: venv ## ruff + mypy + the import contracts ([tool.importlinter] in pyproject.toml)
 	$(VENV)/bin/ruff check operator tests
 	$(VENV)/bin/ruff format --check operator tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 fmt: venv
 	$(VENV)/bin/ruff format operator tests
@@ -79,5 +81,5 @@ test: venv testcluster-bin argocd infinity-venv system-deps ## The whole suite (
 chaos: venv testcluster-bin ## The fault suite with its long cases; figures in .local/chaos-results.jsonl
 	$(PY) -m pytest -ra -s tests/chaos --chaos $(PYTEST_ARGS)
 
-test-fast: venv ## Pure tests only
+test-fast: venv ## The pure tier: tests/unit (no network; tests/conftest.py enforces the tiers)
 	$(PY) -m pytest -ra tests/unit $(PYTEST_ARGS)

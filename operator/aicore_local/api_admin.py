@@ -13,10 +13,11 @@ from starlette.routing import Route
 
 from .endpoint import Ctx, bool_param, endpoint, int_param, json_body, label_selector, labels_match
 from .errors import ApiError, not_found
-from .model import ObjectStoreSecret, ResourceGroup, now, rfc3339
-from .state import Application, Emulator, Repository
+from .model import Application, ObjectStoreSecret, Repository, ResourceGroup, now, rfc3339
+from .state import Emulator
 
 RG_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9.-]{1,251}[a-zA-Z0-9]$")
+RG_LABEL_VALUE_MAX = 5000  # spec BckndResourceGroupLabel.value maxLength
 RG_LABEL_KEY = re.compile(r"^ext.ai.sap.com/(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]){1,48}$")
 OSS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 OSS_TYPES = ("S3", "azure", "gcs", "oss", "webhdfs")
@@ -45,7 +46,14 @@ def _rg_labels(body: dict[str, Any]) -> list[tuple[str, str]]:
             raise ApiError(
                 400, f"Invalid resource group label key {key!r}: use ext.ai.sap.com/<name>"
             )
-        out.append((key, str(item.get("value", ""))))
+        value = item.get("value")
+        if not isinstance(value, str) or len(value) > RG_LABEL_VALUE_MAX:
+            raise ApiError(
+                400,
+                f"Invalid value of resource group label {key!r}: "
+                f"give a string of at most {RG_LABEL_VALUE_MAX} characters",
+            )
+        out.append((key, value))
     return out
 
 

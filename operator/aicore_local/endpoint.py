@@ -4,6 +4,7 @@ query parameters in both spellings the clients use (`$top` and `top`), paging, l
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from starlette.responses import Response
 
 from .errors import ApiError, error_response
 from .state import Emulator
+
+log = logging.getLogger("aicore_local")
 
 T = TypeVar("T")
 RgMode = Literal["required", "optional", "none"]
@@ -65,6 +68,9 @@ def endpoint(emu: Emulator, handler: Handler, rg_mode: RgMode) -> Callable[[Requ
             return await handler(request, Ctx(emu, rg))
         except ApiError as exc:
             return exc.response(target)
+        except Exception:  # noqa: BLE001 - a bug must still answer in AI Core's error shape
+            log.exception("%s %s failed", request.method, target)
+            return error_response(500, "Internal server error", target=target, code="500")
 
     return wrapped
 
@@ -74,9 +80,15 @@ async def json_body(request: Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(
+            400, f"Request body is not valid UTF-8 (byte {exc.start}): send JSON in UTF-8"
+        ) from None
+    try:
+        body = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ApiError(400, f"Request body is not valid JSON: {exc}") from exc
+        raise ApiError(400, f"Request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object")
     return body

@@ -16,19 +16,24 @@ import re
 import shutil
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .errors import STATE_CONFLICT_CODE, ApiError
-from .model import Configuration, Deployment, new_deployment_id, now
+from .faults import Faults
+from .model import Artifact, Configuration, Deployment, ObjectStoreSecret, new_deployment_id, now
 from .runtime.base import Predictor, PredictorFailed, PredictorSpec, Runtime
 from .runtime.noop import NoopRuntime
 from .runtime.podman import PodmanRuntime
 from .runtime.process import ProcessRuntime, default_infinity_venv
+from .settings import Settings
 from .storage import StorageError, initialize, resolve_artifact_url
-from .templates import RenderedServing, TemplateError, UnresolvedPlaceholder, render
-
-if TYPE_CHECKING:
-    from .state import Emulator
+from .templates import (
+    RenderedServing,
+    ServingTemplate,
+    TemplateError,
+    UnresolvedPlaceholder,
+    render,
+)
 
 log = logging.getLogger("aicore_local")
 
@@ -53,6 +58,22 @@ def parse_ttl(ttl: str) -> float:
     if seconds < MIN_TTL_S:
         raise ApiError(400, f"Invalid ttl '{ttl}': the minimum is 10m")
     return float(seconds)
+
+
+class Emulator(Protocol):
+    """What the lifecycle uses of the emulator (state.py), declared here so state.py can import
+    this module without this module importing state.py back."""
+
+    settings: Settings
+    faults: Faults
+    templates: dict[str, ServingTemplate]
+    artifacts: dict[str, Artifact]
+    configurations: dict[str, Configuration]
+    deployments: dict[str, Deployment]
+
+    def background(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]: ...
+
+    def object_store_secret(self, rg: str, name: str) -> ObjectStoreSecret | None: ...
 
 
 @dataclass

@@ -12,7 +12,9 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 DEPLOYMENT_STATUSES = ("PENDING", "RUNNING", "COMPLETED", "DEAD", "STOPPING", "STOPPED", "UNKNOWN")
 
@@ -257,15 +259,20 @@ class Deployment:
             "status": self.status,
             "targetStatus": self.target_status,
             "lastOperation": self.last_operation,
-            "latestRunningConfigurationId": self.latest_running_configuration_id,
             "ttl": self.ttl,
             "details": self.details(),
             "createdAt": rfc3339(self.created_at),
             "modifiedAt": rfc3339(self.modified_at),
             "submissionTime": rfc3339(self.submission_time),
+        }
+        # NB: AI Core leaves these keys out until they have a value (typed clients read a
+        # present null as a value: the JavaScript SDK's types have no null for them).
+        optional = {
+            "latestRunningConfigurationId": self.latest_running_configuration_id,
             "startTime": rfc3339(self.start_time),
             "completionTime": rfc3339(self.completion_time),
         }
+        out.update({k: v for k, v in optional.items() if v is not None})
         if self.status_message:
             out["statusMessage"] = self.status_message
         if with_status_details:
@@ -283,3 +290,27 @@ class Deployment:
             "statusDetails": self.status_details(),
             "details": self.details(),
         }
+
+
+@dataclass
+class Repository:
+    name: str
+    url: str
+    username: str
+    created_at: float
+
+
+@dataclass
+class Application:
+    name: str
+    repository_url: str
+    revision: str
+    path: str
+    created_at: float
+
+    def template_dir(self) -> Path | None:
+        """Emulator extension: a `file://` repository URL makes `<repo>/<path>` a template dir."""
+        parsed = urlparse(self.repository_url)
+        if parsed.scheme != "file":
+            return None
+        return Path(unquote(parsed.path)) / self.path.strip("/")

@@ -19,12 +19,32 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from .model import Artifact, Configuration, Deployment, ObjectStoreSecret, ResourceGroup
+from .model import (
+    Application,
+    Artifact,
+    Configuration,
+    Deployment,
+    ObjectStoreSecret,
+    Repository,
+    ResourceGroup,
+)
 
-if TYPE_CHECKING:
-    from .state import Application, Emulator, Repository
+
+class Emulator(Protocol):
+    """What is persisted of the emulator (state.py), declared here so that state.py imports this
+    module without this module importing state.py back."""
+
+    resource_groups: dict[str, ResourceGroup]
+    object_store_secrets: dict[tuple[str, str], ObjectStoreSecret]
+    docker_registry_secrets: dict[str, float]
+    repositories: dict[str, Repository]
+    applications: dict[str, Application]
+    artifacts: dict[str, Artifact]
+    configurations: dict[str, Configuration]
+    deployments: dict[str, Deployment]
+
 
 log = logging.getLogger("aicore_local")
 
@@ -72,7 +92,6 @@ def write(path: Path, text: str) -> None:
 
 def load(emu: Emulator, text: str) -> None:
     """Fill `emu` from `dump` output. Predictors are not started here (see Emulator.start)."""
-    from .state import Application, Repository
 
     state = json.loads(text)
     if state.get("format") != FORMAT:

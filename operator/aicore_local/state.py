@@ -17,16 +17,18 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from . import persistence
 from .auth import TokenIssuer
 from .faults import Faults
+from .lifecycle import Lifecycle
 from .model import (
+    Application,
     Artifact,
     Configuration,
     Deployment,
     ObjectStoreSecret,
+    Repository,
     ResourceGroup,
     now,
 )
@@ -34,30 +36,6 @@ from .settings import Settings
 from .templates import ServingTemplate, load_templates
 
 log = logging.getLogger("aicore_local")
-
-
-@dataclass
-class Repository:
-    name: str
-    url: str
-    username: str
-    created_at: float
-
-
-@dataclass
-class Application:
-    name: str
-    repository_url: str
-    revision: str
-    path: str
-    created_at: float
-
-    def template_dir(self) -> Path | None:
-        """Emulator extension: a `file://` repository URL makes `<repo>/<path>` a template dir."""
-        parsed = urlparse(self.repository_url)
-        if parsed.scheme != "file":
-            return None
-        return Path(unquote(parsed.path)) / self.path.strip("/")
 
 
 @dataclass
@@ -80,8 +58,6 @@ class InferenceCall:
 
 class Emulator:
     def __init__(self, settings: Settings) -> None:
-        from .lifecycle import Lifecycle  # NB: lifecycle needs the finished Emulator type
-
         self.settings = settings
         self.tokens = TokenIssuer(
             settings.client_id, settings.client_secret, lifetime_s=settings.token_lifetime_s

@@ -23,6 +23,8 @@ from typing import Any
 
 import httpx
 
+from embedding_operator.redact import redact
+
 EXIT_ERROR = 1
 DEFAULT_TIMEOUT = 60.0
 
@@ -191,7 +193,7 @@ def format_result(response: Mapping[str, Any], output: str) -> str:
 
 
 def _error_body(response: httpx.Response) -> str:
-    text = response.text.strip().replace("\n", " ")
+    text = redact(response.text).strip().replace("\n", " ")
     return text[:300] + ("…" if len(text) > 300 else "")
 
 

@@ -25,6 +25,7 @@ from lightkube.types import PatchType
 
 from embedding_operator.api.conditions import Reason
 from embedding_operator.api.spec import GROUP, KIND, PLURAL, VERSION
+from embedding_operator.redact import redact
 
 FIELD_MANAGER = "embedding-operator"
 
@@ -53,7 +54,7 @@ def kube_error(error: BaseException) -> KubeError | None:
     if isinstance(error, ApiError):
         return KubeError(error.status.code, error.status.message or str(error))
     if isinstance(error, httpx2.HTTPStatusError):
-        return KubeError(error.response.status_code, error.response.text[:500])
+        return KubeError(error.response.status_code, redact(error.response.text)[:500])
     if isinstance(error, httpx2.HTTPError):
         return KubeError(None, f"cannot reach the Kubernetes API server: {type(error).__name__}")
     return None

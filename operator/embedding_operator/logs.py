@@ -8,9 +8,10 @@ its level rules; `install` finishes that handler. kopf's per-object loggers atta
 - `ObjectContextFilter` gives `k8s_ref` to records from our own module loggers (the AI Core
   client, the reconciler) logged while a handler works on an object: the handlers bind the object
   with `bind(body)` / `about(body)` in a context variable, which asyncio keeps per task.
-- `RedactingFilter` is the safety net behind the clients' own redaction: it masks bearer tokens,
-  JWTs and secret-named fields (`clientsecret`, `access_token`, ...) in the message and the
-  traceback of every record, whichever logger it came from.
+- `RedactingFilter` passes the message and the traceback of every record through the one
+  redactor (redact.py), whichever logger it came from. It also sits on kopf's object logger
+  itself, because kopf turns that logger's warnings into Events in a handler of its own that
+  runs before the root handler's filters.
 
 NB: kopf's JSON formatter nests the reference under `object` and has no logger name; log
 pipelines query flat keys, so `--log-format json` uses `JsonFormatter` below: one object per
@@ -22,40 +23,21 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from embedding_operator.redact import redact
+
 TEXT = "text"
 JSON = "json"
 FORMATS = (TEXT, JSON)
-REDACTED = "<redacted>"
 
 # NB: httpx logs every request URL at INFO; URLs carry no secrets, but the noise hides ours.
 _NOISY = ("httpx", "httpcore", "httpx2", "httpcore2")
 
 _object: ContextVar[dict[str, Any] | None] = ContextVar("embedding_operator_object", default=None)
-
-_SECRET_FIELDS = r"client_?secret|access_token|refresh_token|id_token|password"
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+"), rf"\1{REDACTED}"),
-    (re.compile(r"\bey[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), REDACTED),
-    # "clientsecret": "…" (JSON), 'clientsecret': '…' (a Python repr), client_secret=… (a form)
-    (
-        re.compile(rf"(?i)([\"']?\b(?:{_SECRET_FIELDS})[\"']?\s*:\s*)(\"[^\"]*\"|'[^']*')"),
-        rf'\1"{REDACTED}"',
-    ),
-    (re.compile(rf"(?i)(\b(?:{_SECRET_FIELDS})=)[^&\s\"',;]+"), rf"\1{REDACTED}"),
-)
-
-
-def redact(text: str) -> str:
-    """`text` with bearer tokens, JWTs and the values of secret-named fields masked."""
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 def _ref(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -153,5 +135,9 @@ def install(handler: logging.Handler, *, log_format: str = TEXT) -> None:
     # NB: order matters: the object is attached first, then everything is redacted.
     handler.addFilter(ObjectContextFilter())
     handler.addFilter(RedactingFilter())
+    # NB: kopf's K8sPoster (an Event per warning of an object logger) hangs on "kopf.objects".
+    objects = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, RedactingFilter) for f in objects.filters):
+        objects.addFilter(RedactingFilter())
     for noisy in _NOISY:
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from embedding_operator.plan.serving_check import CheckResult, first_embedding_size
+from embedding_operator.redact import redact
 
 #: Fixed input of the serving check: short, so the check costs the server next to nothing.
 CHECK_INPUT = "embedding-operator serving check"
@@ -62,7 +63,8 @@ class Probe:
             return CheckResult(
                 reachable=True,
                 error=f"POST {target} returned HTTP {response.status_code}: "
-                f"{' '.join(response.text[:300].split())}",
+                # NB: redacted before the cut, so an echoed token never leaks in part.
+                f"{' '.join(redact(response.text)[:300].split())}",
                 transient=response.status_code in TRANSIENT_STATUSES,
             )
         try:

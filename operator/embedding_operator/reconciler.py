@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,11 +32,13 @@ from embedding_operator.backends.base import (
 )
 from embedding_operator.kube import patch_status
 from embedding_operator.metrics import Metrics, backend_label
+from embedding_operator.redact import redact
 from embedding_operator.report import (
     build_status,
     deleting_status,
     dump_status,
     merge_patch,
+    redact_status,
     transition_events,
 )
 from embedding_operator.retry import classify, describe
@@ -184,7 +187,7 @@ class Reconciler:
     ) -> None:
         generation = int(body["metadata"].get("generation") or 1)
         status = build_status(previous, result, generation=generation, now=self.clock())
-        await self._patch(body, previous, status)
+        status = await self._patch(body, previous, status)
         for event in [*result.events, *transition_events(previous, status)]:
             await self._post(body, event)
 
@@ -193,13 +196,19 @@ class Reconciler:
         body: Mapping[str, Any],
         previous: EmbeddingModelStatus,
         status: EmbeddingModelStatus,
-    ) -> None:
+    ) -> EmbeddingModelStatus:
+        """Write `status` (redacted) as a diff against `previous`; returns what was written."""
+        # NB: the one writer of status, so the one place every message is redacted; the Events
+        # are derived from the redacted status, so a masked message does not differ on each pass.
+        status = redact_status(status)
         patch = merge_patch(dump_status(previous), dump_status(status))
         if patch:
             meta = body["metadata"]
             await patch_status(self.kube, meta["name"], meta["namespace"], patch)
+        return status
 
     async def _post(self, body: Mapping[str, Any], event: Event) -> None:
+        event = replace(event, message=redact(event.message))
         try:
             posted = self.post_event(body, event)
             if posted is not None:

@@ -2,11 +2,13 @@
 
 Kept apart from the I/O shell so "what does the user see after this reconcile" is a table test: the
 previous status plus the outcome gives the new status, and the difference between the two gives the
-Events — one per transition, never one per poll.
+Events — one per transition, never one per poll. `Reconciled` and `Finalized`, the values a backend
+returns, are defined here (below the plan and the backends) so pure code can build and read them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -18,8 +20,39 @@ from embedding_operator.api.conditions import (
     conditions_for,
     get_condition,
 )
-from embedding_operator.api.status import EmbeddingModelStatus, Phase
-from embedding_operator.backends.base import Event, Reconciled
+from embedding_operator.api.objects import Event
+from embedding_operator.api.status import (
+    AICoreStatus,
+    EmbeddingModelStatus,
+    KServeStatus,
+    Phase,
+    ServingStatus,
+)
+from embedding_operator.redact import redact_tree
+
+
+@dataclass
+class Reconciled:
+    """What one reconcile concluded. `requeue_after` is when to look again, in seconds."""
+
+    outcome: Outcome
+    requeue_after: float
+    endpoint: str | None = None
+    aicore: AICoreStatus | None = None
+    kserve: KServeStatus | None = None
+    serving: ServingStatus | None = None
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass
+class Finalized:
+    """Progress of a deletion. The finalizer is removed only when `done` is True."""
+
+    done: bool
+    message: str
+    retry_after: float = 5.0
+    stalled: bool = False  # True: only a person can unblock it; `message` says how
+    events: list[Event] = field(default_factory=list)
 
 
 def build_status(
@@ -102,3 +135,8 @@ def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 def dump_status(status: EmbeddingModelStatus) -> dict[str, Any]:
     return status.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def redact_status(status: EmbeddingModelStatus) -> EmbeddingModelStatus:
+    """`status` with every message (conditions, serving, AI Core) passed through the redactor."""
+    return EmbeddingModelStatus.model_validate(redact_tree(dump_status(status)))

@@ -32,8 +32,8 @@ import yaml
 
 from tests.fixtures.cluster import ClusterHandle, Kubectl, wait_until
 from tests.fixtures.images import PODMAN_RUN_FLAGS, free_port
+from tests.fixtures.manifests import delete_cluster_scoped, get_emb, one, render, short_prefix
 from tests.fixtures.operator import FAST_POLLING
-from tests.integration.test_manifests import delete_cluster_scoped, one, render, short_prefix
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -212,10 +212,6 @@ def operator_container(
         podman("rm", "--force", "--ignore", name)
 
 
-def emb(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
-    return kubectl.json("get", "emb", name, "-n", namespace)
-
-
 @pytest.mark.parametrize("installed", ["namespaced", "cluster-wide"], indirect=True)
 def test_operator_image_reconciles_with_the_installs_rbac(
     kubectl: Kubectl,
@@ -241,7 +237,7 @@ def test_operator_image_reconciles_with_the_installs_rbac(
 
     # AI Core: the Secret was read (get by name) and the deployment runs; status was patched.
     def aicore_running() -> dict[str, Any] | None:
-        obj = emb(kubectl, namespace, "on-aicore")
+        obj = get_emb(kubectl, namespace, "on-aicore")
         running = obj.get("status", {}).get("aicore", {}).get("deploymentStatus") == "RUNNING"
         return obj if running else None
 
@@ -250,7 +246,7 @@ def test_operator_image_reconciles_with_the_installs_rbac(
     assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
 
     # KServe: the InferenceService was created (server-side apply), owned by the model.
-    owner = emb(kubectl, namespace, "on-kserve")
+    owner = get_emb(kubectl, namespace, "on-kserve")
     isvc = wait_until(
         lambda: (
             kubectl.exists("isvc", "on-kserve", "-n", namespace)
@@ -262,7 +258,7 @@ def test_operator_image_reconciles_with_the_installs_rbac(
     (ref,) = isvc["metadata"]["ownerReferences"]
     assert (ref["uid"], ref["controller"]) == (owner["metadata"]["uid"], True)
     wait_until(
-        lambda: emb(kubectl, namespace, "on-kserve").get("status", {}).get("conditions"),
+        lambda: get_emb(kubectl, namespace, "on-kserve").get("status", {}).get("conditions"),
         what="status conditions on the KServe model",
         timeout=60,
     )

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from tests.fixtures.cluster import wait_until
+from tests.fixtures.manifests import embedding_model, get_emb
 from tests.fixtures.operator import wait_for_condition
 
 pytestmark = pytest.mark.integration
@@ -21,24 +22,11 @@ SECRET = "aicore-service-key"
 
 
 def model(name: str = "m", **spec: Any) -> dict[str, Any]:
-    body = {
-        "backend": "aicore",
-        "model": {
-            "name": "all-minilm-l6-v2",
-            "uri": "ai://default/models/all-minilm-l6-v2",
-            "dimensions": 384,
-        },
-        # NB: warm-up only delays start-up by seconds of CPU per deployment on a 2-core machine.
-        "serving": {"args": ["--no-model-warmup"]},
-        "aicore": {"secretRef": {"name": SECRET}},
-    }
-    body.update(spec)
-    return {
-        "apiVersion": "embeddings.ai/v1alpha1",
-        "kind": "EmbeddingModel",
-        "metadata": {"name": name},
-        "spec": body,
-    }
+    # NB: warm-up only delays start-up by seconds of CPU per deployment on a 2-core machine.
+    spec = {"serving": {"args": ["--no-model-warmup"]}, **spec}
+    return embedding_model(
+        name, model_name="all-minilm-l6-v2", dimensions=384, secret=SECRET, **spec
+    )
 
 
 @pytest.fixture
@@ -50,15 +38,11 @@ def service_key_secret(kubectl, namespace, aicore) -> str:
     return SECRET
 
 
-def emb(kubectl, namespace: str, name: str = "m") -> dict[str, Any]:
-    return kubectl.json("get", "emb", name, "-n", namespace)
-
-
 def wait_for_remote_status(kubectl, namespace: str, wanted: str, *, timeout: float = 120) -> dict:
     """Poll until status.aicore.deploymentStatus is `wanted`; return the object."""
 
     def check() -> dict | None:
-        obj = emb(kubectl, namespace)
+        obj = get_emb(kubectl, namespace)
         remote_status = obj.get("status", {}).get("aicore", {}).get("deploymentStatus")
         return obj if remote_status == wanted else None
 
@@ -115,7 +99,7 @@ def test_lifecycle_ready_rollout_suspend_resume_delete(kubectl, namespace, aicor
     kubectl(
         "wait", "--for=condition=Ready", "emb/m", "-n", namespace, "--timeout=300s", timeout=320
     )
-    obj = emb(kubectl, namespace)
+    obj = get_emb(kubectl, namespace)
     status = obj["status"]
     assert status["phase"] == "Ready"
     assert obj["metadata"]["generation"] == 1
@@ -163,7 +147,7 @@ def test_lifecycle_ready_rollout_suspend_resume_delete(kubectl, namespace, aicor
         kubectl("patch", "emb", "m", "-n", namespace, "--type=merge",
                 "-p", '{"spec":{"serving":{"batchSize":16}}}')  # fmt: skip
         wait_until(
-            lambda: emb(kubectl, namespace)["status"]["aicore"]["configurationId"] != config_1,
+            lambda: get_emb(kubectl, namespace)["status"]["aicore"]["configurationId"] != config_1,
             what="a new configuration",
             timeout=60,
         )
@@ -183,7 +167,7 @@ def test_lifecycle_ready_rollout_suspend_resume_delete(kubectl, namespace, aicor
     # 3. suspend → Suspended and STOPPED remotely.
     kubectl("patch", "emb", "m", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":true}}')
     obj = wait_until(
-        lambda: (o := emb(kubectl, namespace))["status"].get("phase") == "Suspended" and o,
+        lambda: (o := get_emb(kubectl, namespace))["status"].get("phase") == "Suspended" and o,
         what="phase Suspended",
         timeout=120,
     )
@@ -249,7 +233,7 @@ def test_deployment_deleted_behind_the_operators_back_is_recreated(
 
     obj = wait_until(
         lambda: (
-            (o := emb(kubectl, namespace))["status"]["aicore"].get("deploymentId")
+            (o := get_emb(kubectl, namespace))["status"]["aicore"].get("deploymentId")
             not in (None, old)
             and o
         ),

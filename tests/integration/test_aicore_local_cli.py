@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,18 +21,14 @@ from tests.fixtures.aicore import (
     TEST_TEMPLATES,
     free_port,
 )
-from tests.integration.test_aicore_local_sdk import wait_for
+from tests.fixtures.cli import run_module
+from tests.fixtures.cluster import wait_until
 
 pytestmark = pytest.mark.integration
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aicore_local", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_module("aicore_local", *args)
 
 
 def alive(pid: int) -> bool:
@@ -90,7 +85,7 @@ class Instance:
         dep = httpx.post(
             f"{api}/deployments", headers=headers, json={"configurationId": config["id"]}
         ).json()
-        wait_for(
+        wait_until(
             lambda: (
                 httpx.get(f"{api}/deployments/{dep['id']}", headers=headers).json()["status"]
                 == "RUNNING"
@@ -138,7 +133,9 @@ def test_predictors_do_not_outlive_a_killed_server(instance: Instance) -> None:
     server_pid = int(instance.pidfile.read_text())
     predictor_pid = instance.start_fake_deployment()
     os.kill(server_pid, signal.SIGKILL)
-    wait_for(lambda: not alive(predictor_pid), timeout=15, what="predictor to die with the server")
+    wait_until(
+        lambda: not alive(predictor_pid), timeout=15, what="predictor to die with the server"
+    )
     assert instance.down().returncode == 0
     assert not list((instance.data / "pids").glob("*.pid"))
 
@@ -180,7 +177,7 @@ def test_a_restart_keeps_the_state_and_reset_forgets_it(instance: Instance) -> N
     ]
     dep = before["deployments"][0]
     # The running deployment starts again on the same URL, with a new predictor process.
-    wait_for(
+    wait_until(
         lambda: (
             httpx.get(f"{api}/deployments/{dep['id']}", headers=headers).json()["status"]
             == "RUNNING"

@@ -13,12 +13,8 @@ from ai_api_client_sdk.models.target_status import TargetStatus
 from ai_core_sdk.ai_core_v2_client import AICoreV2Client
 
 from tests.fixtures.aicore import AICoreAdmin, LocalAICore
-from tests.integration.test_aicore_local_sdk import (
-    command_config,
-    sdk_client,
-    wait_for,
-    wait_status,
-)
+from tests.fixtures.aicore_sdk import command_config, sdk_client, wait_status
+from tests.fixtures.cluster import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -110,7 +106,7 @@ def test_short_token_lifetime(aicore: LocalAICore, aicore_faults: AICoreAdmin) -
     assert token["expires_in"] == 1
     headers = {"Authorization": f"Bearer {token['access_token']}"}
     assert meta(aicore, headers).status_code == 200
-    wait_for(lambda: meta(aicore, headers).status_code == 401, timeout=5, what="token expiry")
+    wait_until(lambda: meta(aicore, headers).status_code == 401, timeout=5, what="token expiry")
 
 
 def test_slow_pending(client: AICoreV2Client, aicore_faults: AICoreAdmin) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import signal
 import subprocess
@@ -21,22 +20,20 @@ import httpx
 import openai
 import pytest
 from ai_api_client_sdk.exception import AIAPINotFoundException
-from ai_api_client_sdk.models.artifact import Artifact
-from ai_api_client_sdk.models.input_artifact_binding import InputArtifactBinding
 from ai_api_client_sdk.models.parameter_binding import ParameterBinding
 from ai_api_client_sdk.models.status import Status
-from ai_api_client_sdk.models.target_status import TargetStatus
 from ai_core_sdk.ai_core_v2_client import AICoreV2Client
 
 from aicore_local.runtime.process import default_infinity_venv
 from tests.fixtures.aicore import (
     INFINITY_EXECUTABLE,
     OPERATOR_TEMPLATES,
-    SEED_ARTIFACT_URL,
     TEST_SCENARIO,
     LocalAICore,
 )
-from tests.integration.test_aicore_local_sdk import sdk_client, wait_for, wait_status
+from tests.fixtures.aicore_sdk import MODEL, deploy_minilm, sdk_client, stop_and_delete, wait_status
+from tests.fixtures.cluster import wait_until
+from tests.fixtures.images import cosine
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,13 +42,6 @@ SENTENCES = [
     "Kubernetes operators reconcile desired state.",
     "Embeddings map text to vectors.",
 ]
-MODEL = "all-minilm-l6-v2"
-START_TIMEOUT = 300.0
-
-
-def cosine(a: list[float], b: list[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
 
 
 def reference_embeddings(model_dir: Path, sentences: list[str]) -> list[list[float]]:
@@ -73,32 +63,6 @@ def reference_embeddings(model_dir: Path, sentences: list[str]) -> list[list[flo
     )
     vectors: list[list[float]] = json.loads(out.stdout.strip().splitlines()[-1])
     return vectors
-
-
-def deploy_minilm(
-    client: AICoreV2Client, scenario: str, executable: str, artifact_key: str, name: str
-) -> Any:
-    art = client.artifact.create(
-        name=name, kind=Artifact.Kind.MODEL, url=SEED_ARTIFACT_URL, scenario_id=scenario
-    )
-    config = client.configuration.create(
-        name=name,
-        scenario_id=scenario,
-        executable_id=executable,
-        parameter_bindings=[ParameterBinding("modelName", MODEL)],
-        input_artifact_bindings=[InputArtifactBinding(artifact_key, art.id)],
-    )
-    dep_id = client.deployment.create(config.id).id
-    dep = wait_status(client, dep_id, Status.RUNNING, Status.DEAD, timeout=START_TIMEOUT)
-    assert dep.status == Status.RUNNING, dep.status_message
-    return dep
-
-
-def stop_and_delete(client: AICoreV2Client, dep_id: str) -> None:
-    if client.deployment.get(dep_id).status in (Status.RUNNING, Status.PENDING):
-        client.deployment.modify(dep_id, target_status=TargetStatus.STOPPED)
-        wait_status(client, dep_id, Status.STOPPED)
-    client.deployment.delete(dep_id)
 
 
 def openai_client(aicore: LocalAICore, deployment_url: str, suffix: str = "/v1") -> openai.OpenAI:
@@ -205,7 +169,7 @@ def test_configuration_update_serves_throughout(
     assert aicore.admin.predictor(minilm.id)["pid"] != old_pid
     models = httpx.get(f"{minilm.deployment_url}/v1/models", headers=aicore.headers()).json()
     assert models["data"][0]["stats"]["batch_size"] == 16  # the new configuration serves
-    wait_for(lambda: not os.path.exists(f"/proc/{old_pid}"), what="old predictor to stop")
+    wait_until(lambda: not os.path.exists(f"/proc/{old_pid}"), what="old predictor to stop")
 
 
 @pytest.mark.skipif(
@@ -243,7 +207,7 @@ def test_killed_predictor_makes_the_deployment_dead(
     r = httpx.post(f"{minilm.deployment_url}/v1/embeddings", headers=aicore.headers(), json={})
     assert r.status_code == 503
     client.deployment.delete(minilm.id)
-    wait_for(
+    wait_until(
         lambda: minilm.id not in [d.id for d in client.deployment.query().resources],
         what="deletion",
     )

@@ -16,8 +16,7 @@ from ai_api_client_sdk.exception import AIAPINotFoundException
 
 from aicore_local.runtime.podman import image_exists, podman_available
 from tests.fixtures.aicore import INFINITY_EXECUTABLE, TEST_SCENARIO, AICoreAdmin, LocalAICore
-from tests.integration.test_aicore_local_inference import MODEL, deploy_minilm, stop_and_delete
-from tests.integration.test_aicore_local_sdk import sdk_client
+from tests.fixtures.aicore_sdk import MODEL, deploy_minilm, sdk_client, stop_and_delete
 
 IMAGE = "localhost/embedding-infinity:dev"
 

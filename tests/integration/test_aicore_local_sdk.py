@@ -10,9 +10,7 @@ checks live in test_aicore_local_inference.py.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -31,68 +29,21 @@ from ai_core_sdk.ai_core_v2_client import AICoreV2Client
 
 from tests.fixtures.aicore import (
     COMMAND_EXECUTABLE,
-    FAKE_PREDICTOR,
     INFINITY_EXECUTABLE,
     SEED_ARTIFACT_URL,
     TEST_SCENARIO,
     AICoreAdmin,
     LocalAICore,
 )
+from tests.fixtures.aicore_sdk import command_config, sdk_client, wait_status
+from tests.fixtures.cluster import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def sdk_client(aicore: LocalAICore, resource_group: str = "default") -> AICoreV2Client:
-    key = aicore.service_key
-    return AICoreV2Client(
-        base_url=key["serviceurls"]["AI_API_URL"] + "/v2",
-        auth_url=key["url"] + "/oauth/token",
-        client_id=key["clientid"],
-        client_secret=key["clientsecret"],
-        resource_group=resource_group,
-    )
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
-
-
-def wait_status(
-    client: AICoreV2Client, dep_id: str, *statuses: Status, timeout: float = 30.0
-) -> Any:
-    def check() -> Any:
-        d = client.deployment.get(dep_id)
-        return d if d.status in statuses else None
-
-    return wait_for(check, timeout, f"deployment {dep_id} to reach {statuses}")
 
 
 @pytest.fixture(scope="module")
 def client(aicore: LocalAICore) -> AICoreV2Client:
     return sdk_client(aicore)
-
-
-def command_config(client: AICoreV2Client, name: str = "fake", **params: str) -> str:
-    bindings = [
-        ParameterBinding("script", str(FAKE_PREDICTOR)),
-        ParameterBinding("modelName", name),
-    ]
-    bindings += [ParameterBinding(k, v) for k, v in params.items()]
-    return str(
-        client.configuration.create(
-            name=f"cfg-{name}",
-            scenario_id=TEST_SCENARIO,
-            executable_id=COMMAND_EXECUTABLE,
-            parameter_bindings=bindings,
-        ).id
-    )
 
 
 # -- meta, admin objects ----------------------------------------------------------------------
@@ -109,7 +60,7 @@ def test_resource_groups(client: AICoreV2Client) -> None:
         "rg-sdk-test", labels=[Label("ext.ai.sap.com/team", "search")]
     )
     assert created.resource_group_id == "rg-sdk-test"
-    rg = wait_for(
+    rg = wait_until(
         lambda: (g := client.resource_groups.get("rg-sdk-test")).status == "PROVISIONED" and g,
         what="resource group PROVISIONED",
     )
@@ -117,7 +68,7 @@ def test_resource_groups(client: AICoreV2Client) -> None:
     client.resource_groups.modify("rg-sdk-test", labels=[Label("ext.ai.sap.com/team", "ml")])
     assert client.resource_groups.get("rg-sdk-test").labels[0].value == "ml"
     assert client.resource_groups.delete("rg-sdk-test").id == "rg-sdk-test"
-    wait_for(
+    wait_until(
         lambda: (
             "rg-sdk-test"
             not in [g.resource_group_id for g in client.resource_groups.query().resources]
@@ -355,7 +306,7 @@ def test_deployment_lifecycle_with_a_real_process(
     with pytest.raises(AIAPIPreconditionFailedException):
         client.deployment.modify(created.id, configuration_id=cid)
     assert client.deployment.delete(created.id).id == created.id
-    wait_for(
+    wait_until(
         lambda: created.id not in [d.id for d in client.deployment.query().resources],
         what="deletion",
     )
@@ -391,7 +342,7 @@ def test_update_switches_without_failed_requests(
     assert final.deployment_url == dep.deployment_url
     assert final.latest_running_configuration_id == green
     assert final.last_operation.value == "UPDATE"
-    wait_for(lambda: not Path(f"/proc/{old_pid}").exists(), what="old predictor to stop")
+    wait_until(lambda: not Path(f"/proc/{old_pid}").exists(), what="old predictor to stop")
     client.deployment.modify(dep_id, target_status=TargetStatus.STOPPED)
     wait_status(client, dep_id, Status.STOPPED)
     client.deployment.delete(dep_id)
@@ -432,7 +383,7 @@ def test_unknown_deployment_can_be_deleted(
     assert client.deployment.get(dep_id).status == Status.UNKNOWN
     client.deployment.delete(dep_id)
     assert client.deployment.get(dep_id).target_status == TargetStatus.DELETED
-    wait_for(
+    wait_until(
         lambda: dep_id not in [d.id for d in client.deployment.query().resources],
         what="deletion",
     )

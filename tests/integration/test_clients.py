@@ -27,6 +27,7 @@ import yaml
 
 from tests.fixtures.aicore import LocalAICore
 from tests.fixtures.cluster import REPO_ROOT, Kubectl, wait_until
+from tests.fixtures.manifests import embedding_model
 from tests.fixtures.operator import OperatorProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -48,21 +49,13 @@ def load_example(name: str) -> ModuleType:
 
 
 def manifest(name: str, model_name: str, secret: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "embeddings.ai/v1alpha1",
-        "kind": "EmbeddingModel",
-        "metadata": {"name": name},
-        "spec": {
-            "backend": "aicore",
-            "model": {
-                "name": model_name,
-                "uri": "ai://default/models/all-minilm-l6-v2",
-                "dimensions": DIMS,
-            },
-            "serving": {"args": ["--no-model-warmup"]},
-            "aicore": {"secretRef": {"name": secret}},
-        },
-    }
+    return embedding_model(
+        name,
+        model_name=model_name,
+        dimensions=DIMS,
+        secret=secret,
+        serving={"args": ["--no-model-warmup"]},
+    )
 
 
 @dataclass

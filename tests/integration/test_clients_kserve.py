@@ -8,26 +8,15 @@ infinity's embedding API, and runs the CLI in-process.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from embedding_operator.cli import main
 from tests.fixtures.cluster import Kubectl
-from tests.unit.test_kserve_checker import FakeInfinity
+from tests.fixtures.infinity import FakeInfinity
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def fake_infinity() -> Iterator[FakeInfinity]:
-    server = FakeInfinity(dimensions=384)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def condition(type_: str, status: str, reason: str, message: str = "") -> dict[str, Any]:

@@ -10,30 +10,14 @@ import pytest
 import yaml
 
 from tests.fixtures.cluster import REPO_ROOT
+from tests.fixtures.manifests import embedding_model
 
 pytestmark = pytest.mark.integration
 
 EXAMPLES = sorted((REPO_ROOT / "manifests" / "examples").glob("*.yaml"))
 
-AICORE = {
-    "apiVersion": "embeddings.ai/v1alpha1",
-    "kind": "EmbeddingModel",
-    "metadata": {"name": "good"},
-    "spec": {
-        "backend": "aicore",
-        "model": {"name": "minilm", "uri": "ai://default/models/minilm"},
-        "aicore": {"secretRef": {"name": "aicore"}},
-    },
-}
-KSERVE = {
-    "apiVersion": "embeddings.ai/v1alpha1",
-    "kind": "EmbeddingModel",
-    "metadata": {"name": "good"},
-    "spec": {
-        "backend": "kserve",
-        "model": {"name": "minilm", "uri": "hf://sentence-transformers/all-MiniLM-L6-v2"},
-    },
-}
+AICORE = embedding_model("good", uri="ai://default/models/minilm", secret="aicore")
+KSERVE = embedding_model("good", backend="kserve")
 
 
 def variant(base: dict, path: str, value: object) -> dict:

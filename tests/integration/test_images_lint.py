@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = sorted(
     p.relative_to(REPO_ROOT)
@@ -20,6 +22,7 @@ SHELL_SCRIPTS = [
     Path("image/run.sh"),
     Path("scripts/ensure-infinity-venv.sh"),
     Path("scripts/ensure-podman.sh"),
+    Path("scripts/ensure-node.sh"),
     Path("scripts/build-images.sh"),
 ]
 

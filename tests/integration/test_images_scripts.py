@@ -11,6 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.integration
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "scripts" / "ensure-infinity-venv.sh"
 LOCK_HASH = hashlib.sha256((REPO_ROOT / "image" / "requirements.txt").read_bytes()).hexdigest()

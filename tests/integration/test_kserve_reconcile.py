@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,11 +31,11 @@ from embedding_operator.plan.kserve import (
 )
 from embedding_operator.settings import Settings
 from tests.fixtures.cluster import Kubectl, kserve_crd_files, wait_until
-from tests.unit.test_kserve_checker import FakeInfinity
+from tests.fixtures.infinity import FakeInfinity
+from tests.fixtures.manifests import ISVC
 
 pytestmark = pytest.mark.integration
 
-ISVC = "inferenceservices.serving.kserve.io"
 MINILM = {"name": "all-minilm-l6-v2", "uri": "hf://sentence-transformers/all-MiniLM-L6-v2"}
 
 
@@ -46,16 +46,6 @@ async def backend(kubeconfig: str) -> AsyncIterator[KServeBackend]:
         yield KServeBackend(client, Settings())
     finally:
         await client.close()
-
-
-@pytest.fixture
-def fake_infinity() -> Iterator[FakeInfinity]:
-    server = FakeInfinity(dimensions=384)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def create_model(

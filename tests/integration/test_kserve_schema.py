@@ -19,7 +19,7 @@ from embedding_operator.api.spec import parse_spec
 from embedding_operator.backends.base import ObjectRef
 from embedding_operator.plan.kserve import render
 from tests.fixtures.cluster import REPO_ROOT, Kubectl
-from tests.integration.test_kserve_reconcile import ISVC
+from tests.fixtures.manifests import ISVC
 
 pytestmark = pytest.mark.integration
 

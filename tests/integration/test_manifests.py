@@ -11,71 +11,33 @@ from __future__ import annotations
 import copy
 import json
 import os
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.fixtures.cluster import KUBECTL, REPO_ROOT, Kubectl
+from tests.fixtures.cluster import REPO_ROOT, Kubectl
+from tests.fixtures.manifests import (
+    EMB,
+    INSTALL,
+    ISVC,
+    OVERLAYS,
+    by_kind,
+    delete_cluster_scoped,
+    kustomize,
+    one,
+    render,
+    short_prefix,
+)
 
 pytestmark = pytest.mark.integration
 
-INSTALL = REPO_ROOT / "manifests" / "install"
-OVERLAYS = ("cluster-wide", "namespaced")
 CRD_FILE = REPO_ROOT / "crds" / "embeddings.ai_embeddingmodels.yaml"
 SA = "embedding-operator"
 RELEASED_IMAGE = "ghcr.io/embedding-operator/embedding-operator:0.1.0"
 
 
 # -- rendering -------------------------------------------------------------------------------
-
-
-def kustomize(directory: Path) -> list[dict[str, Any]]:
-    proc = subprocess.run(
-        [KUBECTL, "kustomize", str(directory)], capture_output=True, text=True, timeout=60
-    )
-    assert proc.returncode == 0, f"kubectl kustomize {directory} failed:\n{proc.stderr}"
-    return [d for d in yaml.safe_load_all(proc.stdout) if d]
-
-
-def render(overlay: str, tmp_path: Path, namespace: str | None = None, prefix: str = "") -> list:
-    """The overlay as a user's own kustomization would install it: optionally into `namespace`
-    and with a name prefix (so cluster-scoped test objects never clash with a real install)."""
-    if namespace is None and not prefix:
-        return kustomize(INSTALL / "overlays" / overlay)
-    user = tmp_path / f"user-{overlay}"
-    user.mkdir()
-    # NB: kustomize refuses absolute paths to a base; a relative one may leave the root.
-    base = os.path.relpath(INSTALL / "overlays" / overlay, user)
-    kustomization: dict[str, Any] = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": [base],
-    }
-    if namespace:
-        kustomization["namespace"] = namespace
-    if prefix:
-        kustomization["namePrefix"] = prefix
-    (user / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-    return kustomize(user)
-
-
-def short_prefix(namespace: str) -> str:
-    """A name prefix unique to the test (the namespace's random suffix), short enough that the
-    Deployment's name stays a DNS label."""
-    return f"t{namespace[-6:]}-"
-
-
-def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [d for d in docs if d["kind"] == kind]
-
-
-def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    found = by_kind(docs, kind)
-    assert len(found) == 1, f"expected one {kind}, got {[d['metadata']['name'] for d in found]}"
-    return found[0]
 
 
 def rules_of(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -361,14 +323,6 @@ def apply_rbac(kubectl: Kubectl, docs: list[dict[str, Any]]) -> list[dict[str, A
     return rbac
 
 
-def delete_cluster_scoped(kubectl: Kubectl, docs: list[dict[str, Any]]) -> None:
-    for d in docs:
-        if d["kind"] in ("ClusterRole", "ClusterRoleBinding"):
-            kubectl("delete", d["kind"].lower(), d["metadata"]["name"], "--ignore-not-found")
-
-
-EMB = "embeddingmodels.embeddings.ai"
-ISVC = "inferenceservices.serving.kserve.io"
 #: (verb, resource, extra can-i args) the operator needs in the namespaces it serves.
 NEEDED = [
     ("get", EMB, ()),

@@ -20,6 +20,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.cluster import wait_until
+from tests.fixtures.manifests import embedding_model
 from tests.fixtures.operator import free_port
 
 pytestmark = pytest.mark.integration
@@ -29,16 +30,7 @@ JWT = re.compile(r"ey[A-Za-z0-9_-]{8,}\.ey[A-Za-z0-9_-]{8,}\.")
 
 
 def model() -> dict[str, Any]:
-    return {
-        "apiVersion": "embeddings.ai/v1alpha1",
-        "kind": "EmbeddingModel",
-        "metadata": {"name": "m"},
-        "spec": {
-            "backend": "aicore",
-            "model": {"name": "all-minilm-l6-v2", "uri": "ai://default/models/all-minilm-l6-v2"},
-            "aicore": {"secretRef": {"name": SECRET}},
-        },
-    }
+    return embedding_model(model_name="all-minilm-l6-v2", secret=SECRET)
 
 
 def scrape(port: int) -> dict[str, list[tuple[dict[str, str], float]]]:

@@ -8,22 +8,14 @@ import json
 import pytest
 import yaml
 
+from tests.fixtures.manifests import embedding_model
 from tests.fixtures.operator import wait_for_condition
 
 pytestmark = pytest.mark.integration
 
 
 def aicore_model(name: str = "m", secret: str = "aicore-key") -> dict:
-    return {
-        "apiVersion": "embeddings.ai/v1alpha1",
-        "kind": "EmbeddingModel",
-        "metadata": {"name": name},
-        "spec": {
-            "backend": "aicore",
-            "model": {"name": "minilm", "uri": "ai://default/models/all-minilm-l6-v2"},
-            "aicore": {"secretRef": {"name": secret}},
-        },
-    }
+    return embedding_model(name, secret=secret)
 
 
 def test_operator_picks_up_existing_object_reports_and_stops_cleanly(

@@ -12,6 +12,8 @@ import pytest
 
 from testcluster import ClusterError, build
 
+pytestmark = pytest.mark.integration
+
 GO_MOD = "module example.com/tiny\n\ngo 1.22\n"
 MAIN_OK = 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("tiny") }\n'
 MAIN_BROKEN = "package main\n\nfunc main() { this is not go }\n"

@@ -9,25 +9,19 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from testcluster import Cluster, ClusterError, built_binary
+from tests.fixtures.cli import run_module
 from tests.fixtures.cluster import KUBECTL
 
 pytestmark = pytest.mark.integration
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "testcluster", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    return run_module("testcluster", *args, timeout=180)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -6,12 +6,11 @@ import base64
 import io
 import json
 import struct
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from embedding_operator.cli import _parser, main
+from embedding_operator.cli import _parser
 from embedding_operator.embed import (
     EmbedError,
     Target,
@@ -138,26 +137,3 @@ def test_format_json_is_the_response() -> None:
 def test_dimensions_refuses_non_embedding_answers(response: dict[str, Any]) -> None:
     with pytest.raises(EmbedError):
         dimensions_of(response)
-
-
-def test_main_reports_unreachable_api_server(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
-                "users": [{"name": "u", "user": {"token": "not-a-real-token"}}],
-                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-                "current-context": "x",
-            }
-        )
-    )
-    code = main(["embed", "m", "--kubeconfig", str(kubeconfig), "hello"])
-    out, err = capsys.readouterr()
-    assert code == 1 and out == ""
-    assert err.startswith("error: cannot reach the Kubernetes API server")
-    assert "not-a-real-token" not in err

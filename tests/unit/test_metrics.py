@@ -1,5 +1,6 @@
 """Metrics: what the reconciler records per pass, the phase gauge's life cycle, the AI Core hook,
-and the `/metrics` endpoint — each against a fresh CollectorRegistry.
+each against a fresh CollectorRegistry (the `/metrics` endpoint, which opens a port, is
+tests/integration/test_metrics_endpoint.py).
 
 The reconciler runs for real with a stand-in backend and a stand-in Kubernetes client (only the
 status patch is needed); the operator process with real AI Core traffic is covered by
@@ -9,69 +10,22 @@ tests/integration/test_metrics.py.
 from __future__ import annotations
 
 import logging
-import socket
-from typing import Any
 
-import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
 from embedding_operator.api.conditions import Outcome, Reason
-from embedding_operator.backends.base import Finalized, ReconcileContext, Reconciled
-from embedding_operator.metrics import Metrics, serve
+from embedding_operator.backends.base import Finalized, Reconciled
+from embedding_operator.metrics import Metrics
 from embedding_operator.reconciler import Reconciler
 from embedding_operator.settings import Settings
-from tests.fixtures.operator import free_port
+from tests.fixtures.reconciler import FakeBackend, FakeKube, body
 
 LOG = logging.getLogger("test")
 RECONCILES = "embedding_operator_reconciliations_total"
 DURATION = "embedding_operator_reconcile_duration_seconds"
 AICORE = "embedding_operator_aicore_request_duration_seconds"
 PHASES = "embedding_operator_embeddingmodels"
-
-
-class FakeKube:
-    """Only what the reconciler's status write uses; `fail` makes the write raise."""
-
-    def __init__(self) -> None:
-        self.patches: list[dict[str, Any]] = []
-        self.fail = False
-
-    async def patch(self, resource: Any, name: str, obj: dict[str, Any], **_: Any) -> None:
-        if self.fail:
-            raise RuntimeError("API server unreachable")
-        self.patches.append(obj)
-
-
-class FakeBackend:
-    """Returns (or raises) whatever the test queued."""
-
-    def __init__(self) -> None:
-        self.next: Reconciled | Exception = Reconciled(
-            Outcome.ready(Reason.SERVING_VERIFIED, "ok"), requeue_after=60
-        )
-        self.finalized = Finalized(done=True, message="gone")
-
-    async def reconcile(self, ctx: ReconcileContext) -> Reconciled:
-        if isinstance(self.next, Exception):
-            raise self.next
-        return self.next
-
-    async def finalize(self, ctx: ReconcileContext) -> Finalized:
-        return self.finalized
-
-
-def body(uid: str = "uid-1", backend: str = "kserve", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "embeddings.ai/v1alpha1",
-        "kind": "EmbeddingModel",
-        "metadata": {"name": "m", "namespace": "ns", "uid": uid, "generation": 1},
-        "spec": {
-            "backend": backend,
-            "model": {"name": "minilm", "uri": "hf://sentence-transformers/all-MiniLM-L6-v2"},
-            **spec,
-        },
-    }
 
 
 @pytest.fixture
@@ -213,36 +167,3 @@ async def test_without_metrics_the_reconciler_still_works(backend, kube):
     plain = Reconciler(kube, {"kserve": backend}, Settings(), post_event=lambda b, e: None)  # type: ignore[arg-type]
     assert await plain.reconcile(body(), LOG) == 60
     assert kube.patches
-
-
-def test_metrics_endpoint_serves_the_registry(metrics):
-    metrics.aicore_response("/lm/meta", "GET", 200, 0.01)
-    server = serve(metrics, free_port(), "127.0.0.1")
-    try:
-        port = server.server_port
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert f'{AICORE}_count{{endpoint="/lm/meta",method="GET",status="200"}} 1.0' in text
-    assert "# TYPE embedding_operator_reconciliations_total counter" in text
-    assert f'{PHASES}{{backend="aicore",phase="Ready"}} 0.0' in text
-
-
-@pytest.mark.parametrize("taken", [True, False], ids=["port-in-use", "out-of-range"])
-def test_a_bad_metrics_port_stops_the_operator_with_a_clear_error(taken):
-    from embedding_operator.runner import run_operator
-
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
-    with socket.socket() as busy:
-        busy.bind(("0.0.0.0", 0))
-        busy.listen()
-        port = busy.getsockname()[1] if taken else 70000
-        try:
-            with pytest.raises(SystemExit, match="--metrics-port") as stop:
-                run_operator(namespaces=["x"], liveness="", verbose=False, metrics_port=port)
-        finally:
-            root.handlers[:] = saved[0]
-            root.setLevel(saved[1])
-    assert str(port) in str(stop.value)

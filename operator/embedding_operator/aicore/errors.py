@@ -26,40 +26,26 @@ a list, the request id is spelled ``requestId``, ``request_id`` or ``requestID``
 with plain text or HTML, and XSUAA uses OAuth's ``{"error": "...", "error_description": "..."}``.
 ``parse_error_body`` accepts all of them and never fails.
 
-Messages are cut to ``MAX_MESSAGE_CHARS`` and passed through ``redact`` so neither tokens nor the
-client secret can reach a log line, an Event or a status condition.
+Messages are passed through the operator's one redactor (``embedding_operator.redact``), then cut
+to ``MAX_MESSAGE_CHARS``, so neither tokens nor the client secret can reach a log line, an Event or
+a status condition.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import httpx
+
+from embedding_operator.redact import redact
 
 MAX_MESSAGE_CHARS = 300
 """Longest server message kept in an exception (bodies can be whole HTML pages)."""
 
 STATE_CONFLICT_CODE = "01010076"
 """AI Core's code for "Current status X cannot be changed" (reference §3.5)."""
-
-_BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{16,}")
-_JWT = re.compile(r"\bey[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
-_FORM_SECRET = re.compile(r"(?i)(client_secret|access_token|password)=[^&\s\"']+")
-_JSON_SECRET = re.compile(r"(?i)(\"(?:client_?secret|access_token|password)\"\s*:\s*)\"[^\"]*\"")
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Remove known secret values and anything shaped like a token or a credential field."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "<redacted>")
-    text = _BEARER.sub("Bearer <redacted>", text)
-    text = _JWT.sub("<redacted-jwt>", text)
-    text = _FORM_SECRET.sub(r"\1=<redacted>", text)
-    return _JSON_SECRET.sub(r'\1"<redacted>"', text)
 
 
 def truncate(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:

@@ -33,12 +33,13 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from embedding_operator.redact import redact, remember
+
 from .auth import TokenCache
 from .errors import (
     AICoreError,
     AICoreRequestError,
     AICoreResponseError,
-    redact,
     status_error,
     truncate,
 )
@@ -79,6 +80,7 @@ class Session:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._key = service_key
+        remember(service_key.clientsecret.get_secret_value())  # masked at every exit from now on
         self._settings = settings or ClientSettings()
         self._on_response = on_response
         self._clock = clock
@@ -118,6 +120,8 @@ class Session:
         body = self.read_json(response, "POST")
         token = body.get("access_token") if isinstance(body, dict) else None
         expires_in = body.get("expires_in", 3600) if isinstance(body, dict) else None
+        if isinstance(token, str):
+            remember(token)
         if not isinstance(token, str) or not isinstance(expires_in, int | float):
             raise AICoreResponseError(
                 "XSUAA token response lacks access_token/expires_in; check the service key's url"

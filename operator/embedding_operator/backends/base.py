@@ -10,59 +10,25 @@ conditions are computed.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from embedding_operator.api.conditions import Outcome
-from embedding_operator.api.spec import GROUP, KIND, VERSION, EmbeddingModelSpec
-from embedding_operator.api.status import (
-    AICoreStatus,
-    EmbeddingModelStatus,
-    KServeStatus,
-    ServingStatus,
-)
+from embedding_operator.api.objects import Event, ObjectRef
+from embedding_operator.api.spec import EmbeddingModelSpec
+from embedding_operator.api.status import EmbeddingModelStatus
+from embedding_operator.report import Finalized, Reconciled
 
-
-@dataclass(frozen=True)
-class ObjectRef:
-    """Identity of one EmbeddingModel."""
-
-    name: str
-    namespace: str
-    uid: str
-    generation: int
-
-    def owner_reference(self) -> dict[str, Any]:
-        """For children in the same namespace; garbage collection deletes them with us."""
-        return {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": KIND,
-            "name": self.name,
-            "uid": self.uid,
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-
-    def __str__(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-
-@dataclass(frozen=True)
-class Event:
-    """A Kubernetes Event to post on the EmbeddingModel. Never put secrets in `message`."""
-
-    type: str  # "Normal" or "Warning"
-    reason: str
-    message: str
-
-    @classmethod
-    def normal(cls, reason: str, message: str) -> Event:
-        return cls("Normal", reason, message)
-
-    @classmethod
-    def warning(cls, reason: str, message: str) -> Event:
-        return cls("Warning", reason, message)
+# NB: the value types live below the plan layer (api/objects.py, report.py); they are re-exported
+# here because this module is the contract a backend implements.
+__all__ = [
+    "Backend",
+    "Event",
+    "Finalized",
+    "ObjectRef",
+    "ReconcileContext",
+    "Reconciled",
+]
 
 
 @dataclass(frozen=True)
@@ -75,30 +41,6 @@ class ReconcileContext:
     annotations: dict[str, str]
     now: datetime
     logger: logging.Logger | logging.LoggerAdapter[logging.Logger]
-
-
-@dataclass
-class Reconciled:
-    """What one reconcile concluded. `requeue_after` is when to look again, in seconds."""
-
-    outcome: Outcome
-    requeue_after: float
-    endpoint: str | None = None
-    aicore: AICoreStatus | None = None
-    kserve: KServeStatus | None = None
-    serving: ServingStatus | None = None
-    events: list[Event] = field(default_factory=list)
-
-
-@dataclass
-class Finalized:
-    """Progress of a deletion. The finalizer is removed only when `done` is True."""
-
-    done: bool
-    message: str
-    retry_after: float = 5.0
-    stalled: bool = False  # True: only a person can unblock it; `message` says how
-    events: list[Event] = field(default_factory=list)
 
 
 class Backend(Protocol):

@@ -31,9 +31,9 @@ from embedding_operator.aicore.models import (
     TargetStatus,
 )
 from embedding_operator.api.conditions import Outcome, Reason, timestamp
+from embedding_operator.api.objects import Event, ObjectRef
 from embedding_operator.api.spec import EmbeddingModelSpec
 from embedding_operator.api.status import AICoreStatus, EmbeddingModelStatus, Phase, ServingStatus
-from embedding_operator.backends.base import Event, ObjectRef
 from embedding_operator.plan.serving_check import (
     CheckResult,
     check_interval,

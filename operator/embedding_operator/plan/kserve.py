@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from embedding_operator.api.conditions import Outcome, Reason
+from embedding_operator.api.objects import ObjectRef
 from embedding_operator.api.spec import DeploymentMode, EmbeddingModelSpec
 from embedding_operator.api.status import KServeStatus
-from embedding_operator.backends.base import ObjectRef
 from embedding_operator.serving import SERVING_PORT, container_env, image_of
 
 ISVC_GROUP = "serving.kserve.io"
