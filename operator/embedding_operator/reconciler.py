@@ -121,6 +121,10 @@ class Reconciler:
     async def _reconcile(self, body: Mapping[str, Any], logger: Any) -> Reconciled:
         meta = body["metadata"]
         uid = meta["uid"]
+        # NB: kopf keeps a daemon's body current while a pass awaits; status must carry the
+        # generation of the spec this pass read, or a slow pass over the old spec reports
+        # Ready for a newer one (Argo CD showed a broken commit as Healthy for seconds).
+        generation = int(meta.get("generation") or 1)
         previous = EmbeddingModelStatus.model_validate(body.get("status") or {})
         try:
             spec = parse_spec(dict(body.get("spec") or {}))
@@ -142,7 +146,7 @@ class Reconciler:
                     Outcome.progressing(Reason.INTERNAL_ERROR, f"{type(error).__name__}: {error}"),
                     requeue_after=min(2.0**failures, self.settings.intervals.retry_max),
                 )
-        await self._write(body, previous, result)
+        await self._write(body, previous, result, generation)
         return result
 
     async def finalize(self, body: Mapping[str, Any], logger: Any) -> Finalized:
@@ -172,9 +176,12 @@ class Reconciler:
         return result
 
     async def _write(
-        self, body: Mapping[str, Any], previous: EmbeddingModelStatus, result: Reconciled
+        self,
+        body: Mapping[str, Any],
+        previous: EmbeddingModelStatus,
+        result: Reconciled,
+        generation: int,
     ) -> None:
-        generation = int(body["metadata"].get("generation") or 1)
         status = build_status(previous, result, generation=generation, now=self.clock())
         await self._patch(body, previous, status)
         for event in [*result.events, *transition_events(previous, status)]:

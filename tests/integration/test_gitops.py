@@ -225,8 +225,12 @@ def test_lifecycle_from_git(
     gitops_repo.write(
         "models/minilm.yaml", model_manifest(secret="aicore-key", serving={"batchSize": 16})
     )
+    mark = len(watch.seen)
     rev = commit(argocd, gitops_repo, name, "minilm: use the aicore-key Secret (typo)")
     app = watch.until(at(rev, "Synced", "Degraded"), what="Degraded", timeout=120)
+    # Never Healthy on the broken revision: not even from a pass over the previous spec.
+    broken = [s for s in watch.states_since(mark) if s[4] == rev and s[0] == "Synced"]
+    assert all(s[2] != "Healthy" for s in broken), broken
     message = view(app)[3] or ""
     assert message.startswith(f"Secret {namespace}/aicore-key not found: create it"), message
     assert app["status"]["health"]["status"] == "Degraded"
