@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.fixtures.aicore",
     "tests.fixtures.operator",
     "tests.fixtures.images",
+    "tests.fixtures.argocd",
     "tests.fixtures.infinity",
     "tests.fixtures.js_sdk",
     "tests.fixtures.logs",

@@ -125,6 +125,10 @@ class Reconciler:
     async def _reconcile(self, body: Mapping[str, Any], logger: Any) -> Reconciled:
         meta = body["metadata"]
         uid = meta["uid"]
+        # NB: kopf keeps a daemon's body current while a pass awaits; status must carry the
+        # generation of the spec this pass read, or a slow pass over the old spec reports
+        # Ready for a newer one (Argo CD showed a broken commit as Healthy for seconds).
+        generation = int(meta.get("generation") or 1)
         previous = EmbeddingModelStatus.model_validate(body.get("status") or {})
         try:
             spec = parse_spec(dict(body.get("spec") or {}))
@@ -147,7 +151,7 @@ class Reconciler:
                 elif failures == 1:  # an outage: one line when it starts, then quiet
                     logger.warning("reconcile failed: %s; retrying", describe(error))
                 result = Reconciled(verdict.outcome, requeue_after=verdict.delay)
-        await self._write(body, previous, result)
+        await self._write(body, previous, result, generation)
         return result
 
     async def finalize(self, body: Mapping[str, Any], logger: Any) -> Finalized:
@@ -183,9 +187,12 @@ class Reconciler:
         return result
 
     async def _write(
-        self, body: Mapping[str, Any], previous: EmbeddingModelStatus, result: Reconciled
+        self,
+        body: Mapping[str, Any],
+        previous: EmbeddingModelStatus,
+        result: Reconciled,
+        generation: int,
     ) -> None:
-        generation = int(body["metadata"].get("generation") or 1)
         status = build_status(previous, result, generation=generation, now=self.clock())
         status = await self._patch(body, previous, status)
         for event in [*result.events, *transition_events(previous, status)]:
