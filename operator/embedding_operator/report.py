@@ -36,6 +36,11 @@ def build_status(
         aicore=result.aicore if result.aicore is not None else previous.aicore,
         kserve=result.kserve if result.kserve is not None else previous.kserve,
         serving=result.serving if result.serving is not None else previous.serving,
+        embedding_space=(
+            result.embedding_space
+            if result.embedding_space is not None
+            else previous.embedding_space
+        ),
     )
 
 

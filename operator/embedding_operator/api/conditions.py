@@ -55,6 +55,7 @@ class Reason(StrEnum):
     INFERENCE_SERVICE_FAILED = "InferenceServiceFailed"
     INFERENCE_SERVICE_REJECTED = "InferenceServiceRejected"
     INFERENCE_SERVICE_CONFLICT = "InferenceServiceConflict"
+    EMBEDDING_SPACE_CHANGE = "EmbeddingSpaceChange"
     # Ready=False without Stalled
     SUSPENDED = "Suspended"
 

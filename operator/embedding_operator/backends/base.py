@@ -19,6 +19,7 @@ from embedding_operator.api.spec import GROUP, KIND, VERSION, EmbeddingModelSpec
 from embedding_operator.api.status import (
     AICoreStatus,
     EmbeddingModelStatus,
+    EmbeddingSpaceStatus,
     KServeStatus,
     ServingStatus,
 )
@@ -88,6 +89,8 @@ class Reconciled:
     kserve: KServeStatus | None = None
     serving: ServingStatus | None = None
     events: list[Event] = field(default_factory=list)
+    #: Set by the shell (reconciler.py), not by backends: see plan/embedding_space.py.
+    embedding_space: EmbeddingSpaceStatus | None = None
 
 
 @dataclass
