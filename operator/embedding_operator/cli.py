@@ -4,8 +4,8 @@ embedding-operator run [--namespace NS] [--liveness URL]   run the operator (kop
     [--metrics-port N] [--log-format text|json]
 embedding-operator crd                                     print the generated CRD
 embedding-operator template                                print the AI Core ServingTemplate
-embedding-operator generate                                rewrite crds/, manifests/aicore/ and
-                                                           docs/api-reference.md
+embedding-operator generate                                rewrite crds/ (and the chart's),
+                                                           manifests/aicore/, docs/api-reference.md
 embedding-operator embed NAME [-n NS] [-o json] TEXT...     call a deployed model once
 embedding-operator fingerprint FILE...                     the embedding-space fingerprint of
                                                            each EmbeddingModel in YAML files
@@ -29,6 +29,8 @@ from embedding_operator.serving import render_serving_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = Path("crds/embeddings.ai_embeddingmodels.yaml")
+#: Helm installs CRDs from the chart's own crds/ directory: the same generated file.
+CHART_CRD_PATH = Path("charts/embedding-operator/crds/embeddings.ai_embeddingmodels.yaml")
 TEMPLATE_PATH = Path("manifests/aicore/serving-template.yaml")
 API_REFERENCE_PATH = Path("docs/api-reference.md")
 
@@ -37,6 +39,7 @@ def generated_files() -> dict[Path, str]:
     """Every checked-in file generated from Python, keyed by its path relative to the repo."""
     return {
         CRD_PATH: render_crd(),
+        CHART_CRD_PATH: render_crd(),
         TEMPLATE_PATH: render_serving_template(),
         API_REFERENCE_PATH: render_reference(),
     }
