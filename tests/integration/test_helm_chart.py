@@ -15,6 +15,7 @@ Without a node the operator pod cannot run here; tests on the real node (kubelet
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -209,6 +210,24 @@ def test_chart_renders_the_same_objects_as_the_kustomize_overlay(
     assert sorted(got) == sorted(expected)
     for key, want in expected.items():
         assert got[key] == want, f"{key} differs between the chart and {overlay}"
+
+
+def test_the_kustomize_network_policy_component_is_the_charts(helm: Helm, tmp_path: Path):
+    user = tmp_path / "user"
+    user.mkdir()
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        # NB: a component in the user's kustomization gets the user's namespace, not the overlay's.
+        "namespace": "embedding-operator",
+        "resources": [os.path.relpath(INSTALL / "overlays" / "cluster-wide", user)],
+        "components": [os.path.relpath(INSTALL / "components" / "network-policy", user)],
+    }
+    (user / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    (expected,) = [d for d in kustomize(user) if d["kind"] == "NetworkPolicy"]
+    chart = helm.template({"networkPolicy": {"enabled": True}}, "embedding-operator", tmp_path)
+    (got,) = [d for d in chart if d["kind"] == "NetworkPolicy"]
+    assert semantic(got) == semantic(expected)
 
 
 def test_the_chart_crd_is_the_generated_crd(helm: Helm, tmp_path: Path):
