@@ -165,9 +165,15 @@ def test_lint_is_clean_for_every_values_combination(helm: Helm, name: str, tmp_p
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"mode": "both"}, 'mode "both" is invalid: use cluster-wide or namespaced'),
-        ({"logFormat": "xml"}, 'logFormat "xml" is invalid: use text or json'),
-        ({"image": {"digest": "latest"}}, 'image.digest "latest" is invalid'),
+        # values.schema.json: types, enums and typos, before anything renders ...
+        ({"mode": "both"}, "at '/mode': value must be one of 'cluster-wide', 'namespaced'"),
+        ({"logFormat": "xml"}, "at '/logFormat': value must be one of 'text', 'json'"),
+        ({"image": {"digest": "latest"}}, "at '/image/digest': 'latest' does not match"),
+        ({"watchNamespace": ["a"]}, "additional properties 'watchNamespace' not allowed"),
+        ({"watchNamespaces": ["Team_A"]}, "at '/watchNamespaces/0'"),
+        ({"metrics": {"port": "9090"}}, "at '/metrics/port'"),
+        # ... and the rules across values, in the templates.
+        ({"metrics": {"port": 8080}}, "metrics.port 8080 is the operator's health port"),
         ({"metrics": {"port": 0, "serviceMonitor": {"enabled": True}}}, "needs metrics.port"),
     ],
 )

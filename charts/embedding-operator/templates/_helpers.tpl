@@ -55,6 +55,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- if not (has .Values.logFormat (list "text" "json")) }}
 {{- fail (printf "logFormat %q is invalid: use text or json" .Values.logFormat) }}
 {{- end }}
+{{- if eq (int .Values.metrics.port) 8080 }}
+{{- fail "metrics.port 8080 is the operator's health port: choose another port (default 9090)" }}
+{{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.port) }}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.port (not 0)" }}
 {{- end }}
