@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv infinity-venv testcluster-bin cluster cluster-down aicore aicore-down \
+.PHONY: help venv infinity-venv helm-bin testcluster-bin cluster cluster-down aicore aicore-down \
 	podman images system-deps argocd demo up down test test-fast chaos lint fmt crds generate
 
 help:
@@ -22,6 +22,9 @@ venv: $(VENV)/.stamp ## Python environment for the operator, the local AI Core a
 
 infinity-venv: ## Separate, pinned environment for the infinity embedding server (torch inside)
 	scripts/ensure-infinity-venv.sh
+
+helm-bin: venv ## Build (or reuse the cached) pinned Helm from the Go module proxy
+	$(PY) -m testcluster.gotool helm
 
 testcluster-bin: venv ## Build (or reuse the cached) etcd + kube-apiserver + controller-manager binary
 	$(PY) -m testcluster build

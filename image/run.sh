@@ -12,7 +12,9 @@
 # hf://org/model[@rev] is served from the hub when MODEL_DIR has no model), BATCH_SIZE (32),
 # URL_PRE_FIX (/v1), TRUST_REMOTE_CODE (false), ENGINE (torch), DTYPE (auto), POOLING (auto),
 # REVISION, ARG (extra infinity_emb flags, split like a shell would), PORT (8080), HOST (0.0.0.0),
-# INFINITY_HOME / HF_HOME (writable cache dirs, default under /tmp).
+# INFINITY_HOME / HF_HOME (writable cache dirs, default under /tmp), INFINITY_API_KEY (optional:
+# requests then need `Authorization: Bearer <key>`; infinity reads it from the environment itself,
+# so the key is never on a command line, and it is never printed).
 set -euo pipefail
 
 fail() {
@@ -96,6 +98,15 @@ revision=${REVISION:-}
 [[ -z "$revision" || "$revision" =~ ^[A-Za-z0-9._/-]+$ ]] ||
     fail "REVISION='$revision' is invalid: set it to a branch, tag or commit (letters, digits, . _ / -)"
 
+# NB: checked here because a key with a trailing newline (a Secret made with --from-file) would be
+# accepted by infinity and then refuse every request with 401. The value is never printed.
+if [ -n "${INFINITY_API_KEY+set}" ]; then
+    [ -n "$INFINITY_API_KEY" ] ||
+        fail "INFINITY_API_KEY is set but empty, which would switch authentication off: put the key in its Secret, or unset the variable"
+    [[ "$INFINITY_API_KEY" =~ ^[!-~]+$ ]] ||
+        fail "INFINITY_API_KEY has whitespace, a newline or non-ASCII characters, which a bearer token cannot carry: store the key without a trailing newline (kubectl create secret generic ... --from-literal=apiKey=...)"
+fi
+
 # --- model source: the mounted directory, else an hf:// STORAGE_URI served from the hub --------
 model_dir=${MODEL_DIR:-/mnt/models}
 storage_uri=${STORAGE_URI:-}
@@ -134,6 +145,7 @@ if [ -n "${ARG:-}" ]; then
         [--url-prefix]=URL_PRE_FIX [--trust-remote-code]=TRUST_REMOTE_CODE
         [--no-trust-remote-code]=TRUST_REMOTE_CODE [--engine]=ENGINE [--dtype]=DTYPE
         [--pooling-method]=POOLING [--revision]=REVISION [--port]=PORT [--host]=HOST
+        [--api-key]=INFINITY_API_KEY
     )
     for a in "${extra[@]}"; do
         flag=${a%%=*}

@@ -4,9 +4,11 @@ embedding-operator run [--namespace NS] [--liveness URL]   run the operator (kop
     [--metrics-port N] [--log-format text|json] [--no-leader-elect]
 embedding-operator crd                                     print the generated CRD
 embedding-operator template                                print the AI Core ServingTemplate
-embedding-operator generate                                rewrite crds/, manifests/aicore/ and
-                                                           docs/api-reference.md
+embedding-operator generate                                rewrite crds/ (and the chart's),
+                                                           manifests/aicore/, docs/api-reference.md
 embedding-operator embed NAME [-n NS] [-o json] TEXT...     call a deployed model once
+embedding-operator fingerprint FILE...                     the embedding-space fingerprint of
+                                                           each EmbeddingModel in YAML files
 """
 
 from __future__ import annotations
@@ -16,13 +18,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
+
 from embedding_operator import embed
 from embedding_operator.api.crd import render_crd
 from embedding_operator.api.reference import render_reference
+from embedding_operator.api.spec import KIND, parse_spec
+from embedding_operator.plan.embedding_space import embedding_space
 from embedding_operator.serving import render_serving_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = Path("crds/embeddings.ai_embeddingmodels.yaml")
+#: Helm installs CRDs from the chart's own crds/ directory: the same generated file.
+CHART_CRD_PATH = Path("charts/embedding-operator/crds/embeddings.ai_embeddingmodels.yaml")
 TEMPLATE_PATH = Path("manifests/aicore/serving-template.yaml")
 API_REFERENCE_PATH = Path("docs/api-reference.md")
 
@@ -31,6 +39,7 @@ def generated_files() -> dict[Path, str]:
     """Every checked-in file generated from Python, keyed by its path relative to the repo."""
     return {
         CRD_PATH: render_crd(),
+        CHART_CRD_PATH: render_crd(),
         TEMPLATE_PATH: render_serving_template(),
         API_REFERENCE_PATH: render_reference(),
     }
@@ -42,6 +51,24 @@ def _generate(root: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         print(f"wrote {rel}")
+
+
+def _fingerprints(paths: Sequence[Path]) -> int:
+    """Print `name fingerprint` per EmbeddingModel, so the confirmation annotation can be
+    committed together with the spec change it confirms (docs/embedding-space.md)."""
+    for path in paths:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text()
+        for doc in yaml.safe_load_all(text):
+            if not isinstance(doc, dict) or doc.get("kind") != KIND:
+                continue
+            name = (doc.get("metadata") or {}).get("name", "?")
+            try:
+                space = embedding_space(parse_spec(doc.get("spec") or {}))
+            except ValueError as error:
+                print(f"{path}: {name}: invalid spec: {error}", file=sys.stderr)
+                return 1
+            print(f"{name} {space.fingerprint}")
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,6 +120,10 @@ def _parser() -> argparse.ArgumentParser:
     embed.add_arguments(
         sub.add_parser("embed", help="embed text(s) with a deployed EmbeddingModel (smoke test)")
     )
+    fingerprint = sub.add_parser(
+        "fingerprint", help="print the embedding-space fingerprint of EmbeddingModel manifests"
+    )
+    fingerprint.add_argument("files", nargs="+", type=Path, help="YAML files ('-' for stdin)")
     return parser
 
 
@@ -106,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _generate(args.root)
     elif args.command == "embed":
         return embed.main(args)
+    elif args.command == "fingerprint":
+        return _fingerprints(args.files)
     elif args.command == "run":
         from embedding_operator.runner import run_operator  # kopf import only when running
 

@@ -4,7 +4,8 @@ It reads the object, trusts only what the operator published (`status.endpoint`,
 condition) and sends one OpenAI-style `POST {endpoint}/embeddings`. For `backend: aicore` it reads
 the same service-key Secret the operator uses (`spec.aicore.secretRef`), gets a token through the
 operator's own `AICoreClient` and sends `AI-Resource-Group`; for `backend: kserve` it calls the
-endpoint as is. This is the smoke test a user runs after `kubectl wait --for=condition=Ready`.
+endpoint as is, with the API key of `spec.kserve.auth` as a bearer token when one is set. This is
+the smoke test a user runs after `kubectl wait --for=condition=Ready`.
 
 The pure parts (`target_of`, `format_result`, `dimensions_of`) take plain dicts so they are table
 tested; `embed` does the I/O. Secrets never reach stdout, stderr or an exception message: errors
@@ -45,6 +46,8 @@ class Target:
     secret_name: str | None = None
     secret_key: str = "serviceKey"
     resource_group: str | None = None
+    #: spec.kserve.auth.apiKeySecretRef as written (name, key), when the endpoint needs a key.
+    api_key_ref: Mapping[str, str] | None = None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -152,7 +155,8 @@ def target_of(obj: Mapping[str, Any], *, endpoint: str | None = None) -> Target:
             resource_group=resource_group,
         )
     if backend == "kserve":
-        return Target(ns, name, backend, url.rstrip("/"), model)
+        auth = ((spec.get("kserve") or {}).get("auth") or {}).get("apiKeySecretRef")
+        return Target(ns, name, backend, url.rstrip("/"), model, api_key_ref=auth or None)
     raise EmbedError(f"{where} has an unknown spec.backend {backend!r}: expected aicore or kserve")
 
 
@@ -262,6 +266,20 @@ async def _aicore_headers(kube: Any, target: Target) -> dict[str, str]:
         ) from None
 
 
+async def _api_key_headers(kube: Any, target: Target) -> dict[str, str]:
+    """The bearer token from spec.kserve.auth's Secret, read as the operator reads it."""
+    from embedding_operator.api.spec import ApiKeySecretRef
+    from embedding_operator.apikey import ApiKeyUnavailable, read_api_key
+
+    assert target.api_key_ref is not None
+    ref = ApiKeySecretRef.model_validate(target.api_key_ref)
+    try:
+        key = await read_api_key(kube, target.namespace, ref)
+    except ApiKeyUnavailable as exc:
+        raise EmbedError(str(exc)) from None
+    return key.headers()
+
+
 async def _post_embeddings(
     target: Target, texts: list[str], headers: Mapping[str, str], seconds: float
 ) -> dict[str, Any]:
@@ -284,6 +302,10 @@ async def _post_embeddings(
         what = f"{url} answered HTTP {response.status_code}"
         if response.status_code == 401 and target.backend == "aicore":
             what += " (AI Core refused the token: check the service key's instance)"
+        elif response.status_code == 401 and target.api_key_ref is None:
+            what += " (the endpoint wants an API key, but the object has no spec.kserve.auth)"
+        elif response.status_code == 401:
+            what += " (the key in spec.kserve.auth's Secret was refused: rotated just now?)"
         raise EmbedError(f"{what}: {_error_body(response)}")
     try:
         data: dict[str, Any] = response.json()
@@ -308,6 +330,8 @@ async def embed(args: argparse.Namespace) -> str:
         headers: dict[str, str] = {}
         if target.backend == "aicore":
             headers = await _aicore_headers(kube, target)
+        elif target.api_key_ref is not None:
+            headers = await _api_key_headers(kube, target)
     finally:
         await kube.close()
     response = await _post_embeddings(target, texts, headers, args.timeout)

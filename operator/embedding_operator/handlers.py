@@ -23,6 +23,7 @@ from embedding_operator import login, logs
 from embedding_operator.api.spec import FINALIZER, GROUP, PLURAL, VERSION
 from embedding_operator.backends.base import Event
 from embedding_operator.kube import CRDMissing, check_crd_served
+from embedding_operator.plan.embedding_space import CONFIRM_ANNOTATION
 from embedding_operator.protection import SecretProtection, secret_of
 from embedding_operator.reconciler import Reconciler
 from embedding_operator.retry import describe, is_transient
@@ -72,8 +73,15 @@ def user_state(body: Mapping[str, Any]) -> tuple[Any, ...]:
     """What the user controls: a change here cuts the wait short (our status writes do not)."""
     meta = body.get("metadata", {})
     annotations = meta.get("annotations") or {}
-    # NB: kopf's own bookkeeping annotations (our prefix) change on every handler run.
-    ours = tuple(sorted((k, v) for k, v in annotations.items() if not k.startswith(f"{GROUP}/")))
+    # NB: kopf's own bookkeeping annotations (our prefix) change on every handler run; the
+    # embedding-space confirmation is the one of ours a user writes.
+    ours = tuple(
+        sorted(
+            (k, v)
+            for k, v in annotations.items()
+            if not k.startswith(f"{GROUP}/") or k == CONFIRM_ANNOTATION
+        )
+    )
     return (meta.get("generation"), ours, meta.get("deletionTimestamp"))
 
 

@@ -88,24 +88,20 @@ class SecretProblem(Exception):
         self.message = message
 
 
-async def read_secret_key(client: AsyncClient, namespace: str, name: str, key: str) -> bytes:
-    """The decoded value of `key` in Secret namespace/name; `SecretProblem` says what is wrong.
+async def read_secret(client: AsyncClient, namespace: str, name: str, *, fix: str) -> Secret:
+    """The Secret namespace/name, the one read of a referenced Secret (service key, API key).
 
-    Other API failures (5xx, no connection) are raised as `KubeError` for the retry policy.
+    404 and 403 are `SecretProblem`s a person fixes (`fix` says how to create it); other
+    API failures (5xx, no connection) are raised as `KubeError` for the retry policy.
     """
     where = f"Secret {namespace}/{name}"
     try:
-        secret = await client.get(Secret, name, namespace=namespace)
+        return await client.get(Secret, name, namespace=namespace)
     except (ApiError, httpx2.HTTPError) as raw:
         error = kube_error(raw)
         assert error is not None
         if error.code == 404:
-            raise SecretProblem(
-                Reason.SECRET_NOT_FOUND,
-                f"{where} not found: create it with the AI Core service key under key "
-                f"'{key}', e.g. kubectl create secret generic {name} -n {namespace} "
-                f"--from-file={key}=service-key.json",
-            ) from None
+            raise SecretProblem(Reason.SECRET_NOT_FOUND, f"{where} not found: {fix}") from None
         if error.code == 403:
             raise SecretProblem(
                 Reason.SECRET_FORBIDDEN,
@@ -113,6 +109,19 @@ async def read_secret_key(client: AsyncClient, namespace: str, name: str, key: s
                 f"in namespace {namespace} (a Role and RoleBinding, see docs/install.md)",
             ) from None
         raise error from None
+
+
+async def read_secret_key(client: AsyncClient, namespace: str, name: str, key: str) -> bytes:
+    """The decoded AI Core service key under `key` in Secret namespace/name; `SecretProblem`
+    says what is wrong."""
+    where = f"Secret {namespace}/{name}"
+    secret = await read_secret(
+        client,
+        namespace,
+        name,
+        fix=f"create it with the AI Core service key under key '{key}', e.g. kubectl create "
+        f"secret generic {name} -n {namespace} --from-file={key}=service-key.json",
+    )
     raw_value = (secret.data or {}).get(key)
     if raw_value is None:
         keys = ", ".join(sorted((secret.data or {}).keys())) or "none"

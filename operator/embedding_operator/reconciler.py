@@ -32,6 +32,7 @@ from embedding_operator.backends.base import (
 )
 from embedding_operator.kube import patch_status
 from embedding_operator.metrics import Metrics, backend_label
+from embedding_operator.plan import embedding_space
 from embedding_operator.redact import redact
 from embedding_operator.report import (
     build_status,
@@ -139,19 +140,45 @@ class Reconciler:
             )
         else:
             ctx = self._context(body, spec, logger)
-            backend = self.backends[BackendName(spec.backend)]
-            try:
-                result = await backend.reconcile(ctx)
-                self._failures.pop(uid, None)
-            except Exception as error:  # noqa: BLE001 - reported in status, retried with back-off
-                failures = self._failures[uid] = self._failures.get(uid, 0) + 1
-                verdict = classify(error, self.settings.intervals, ctx.now, failures=failures)
-                if failures == 1 and not verdict.transient:
-                    logger.exception("reconcile failed (attempt %d)", failures)
-                elif failures == 1:  # an outage: one line when it starts, then quiet
-                    logger.warning("reconcile failed: %s; retrying", describe(error))
-                result = Reconciled(verdict.outcome, requeue_after=verdict.delay)
+            # NB: before the backend, so a held change writes nothing remote and the deployment
+            # that served keeps serving (and keeps its endpoint in status).
+            held = embedding_space.guard(
+                previous.embedding_space,
+                spec,
+                ctx.annotations,
+                name=ctx.ref.name,
+                namespace=ctx.ref.namespace,
+            )
+            if held is not None:
+                result = Reconciled(
+                    Outcome.stalled(Reason.EMBEDDING_SPACE_CHANGE, held.message),
+                    requeue_after=self.settings.intervals.stalled,
+                    endpoint=previous.endpoint,
+                )
+            else:
+                result = await self._backend_pass(ctx, uid, logger)
+                result.embedding_space = embedding_space.next_recorded(
+                    previous.embedding_space,
+                    spec,
+                    ready=result.outcome.state == "ready",
+                    served_dimensions=result.serving.dimensions if result.serving else None,
+                )
         await self._write(body, previous, result, generation)
+        return result
+
+    async def _backend_pass(self, ctx: ReconcileContext, uid: str, logger: Any) -> Reconciled:
+        backend = self.backends[BackendName(ctx.spec.backend)]
+        try:
+            result = await backend.reconcile(ctx)
+            self._failures.pop(uid, None)
+        except Exception as error:  # noqa: BLE001 - reported in status, retried with back-off
+            failures = self._failures[uid] = self._failures.get(uid, 0) + 1
+            verdict = classify(error, self.settings.intervals, ctx.now, failures=failures)
+            if failures == 1 and not verdict.transient:
+                logger.exception("reconcile failed (attempt %d)", failures)
+            elif failures == 1:  # an outage: one line when it starts, then quiet
+                logger.warning("reconcile failed: %s; retrying", describe(error))
+            result = Reconciled(verdict.outcome, requeue_after=verdict.delay)
         return result
 
     async def finalize(self, body: Mapping[str, Any], logger: Any) -> Finalized:

@@ -24,6 +24,7 @@ from embedding_operator.api.objects import Event
 from embedding_operator.api.status import (
     AICoreStatus,
     EmbeddingModelStatus,
+    EmbeddingSpaceStatus,
     KServeStatus,
     Phase,
     ServingStatus,
@@ -42,6 +43,8 @@ class Reconciled:
     kserve: KServeStatus | None = None
     serving: ServingStatus | None = None
     events: list[Event] = field(default_factory=list)
+    #: Set by the shell (reconciler.py), not by backends: see plan/embedding_space.py.
+    embedding_space: EmbeddingSpaceStatus | None = None
 
 
 @dataclass
@@ -69,6 +72,11 @@ def build_status(
         aicore=result.aicore if result.aicore is not None else previous.aicore,
         kserve=result.kserve if result.kserve is not None else previous.kserve,
         serving=result.serving if result.serving is not None else previous.serving,
+        embedding_space=(
+            result.embedding_space
+            if result.embedding_space is not None
+            else previous.embedding_space
+        ),
     )
 
 

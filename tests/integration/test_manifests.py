@@ -206,6 +206,7 @@ def test_deployment_is_two_restricted_replicas_with_a_liveness_probe(rendered, o
     probe = container["livenessProbe"]["httpGet"]
     assert liveness == f"http://0.0.0.0:{port[probe['port']]}{probe['path']}"
     assert container["startupProbe"]["httpGet"] == probe
+    assert container["readinessProbe"]["httpGet"] == probe  # rollout status waits for it
     assert f"--metrics-port={port['metrics']}" in container["args"]
     namespaces = [a for a in container["args"] if a.startswith(("--namespace", "-n"))]
     env = {e["name"]: e.get("valueFrom") for e in container["env"]}

@@ -17,6 +17,8 @@ import yaml
 from embedding_operator.api.spec import EmbeddingModelSpec, parse_spec
 from embedding_operator.backends.base import ObjectRef
 from embedding_operator.plan.kserve import (
+    API_KEY_ENV,
+    API_KEY_VERSION_ANNOTATION,
     CONTAINER_NAME,
     DEPLOYMENT_MODE_ANNOTATION,
     GPU_RESOURCE,
@@ -79,12 +81,17 @@ CASES: dict[str, dict[str, Any]] = {
             "engine": "optimum",
             "batchSize": 64,
             "urlPrefix": "/openai/v1",
-            "args": ["--api-key", "from-a-file", "--lengths-via-tokenize"],
+            "args": ["--device", "cpu", "--lengths-via-tokenize"],
             "env": [
                 {"name": "HF_HUB_ENABLE_HF_TRANSFER", "value": "1"},
                 {"name": "OMP_NUM_THREADS", "value": "2"},
             ],
         },
+    },
+    "auth": {
+        "backend": "kserve",
+        "model": MINILM,
+        "kserve": {"auth": {"apiKeySecretRef": {"name": "minilm-api-key"}}},
     },
     "tolerations": {
         "backend": "kserve",
@@ -154,7 +161,7 @@ def test_container_env_is_the_shared_serving_contract() -> None:
     env = env_of(render(REF, spec))
     assert env["STORAGE_URI"] == MINILM["uri"]
     assert env["URL_PRE_FIX"] == "/openai/v1"
-    assert env["ARG"] == "--api-key from-a-file --lengths-via-tokenize"
+    assert env["ARG"] == "--device cpu --lengths-via-tokenize"
     assert env["OMP_NUM_THREADS"] == "2"
 
 
@@ -322,3 +329,45 @@ def test_env_that_fights_the_operator_is_a_spec_problem(
 
 def test_plain_extra_env_is_fine() -> None:
     assert spec_problem(spec_of(CASES["extra-args-env"])) is None
+
+
+def test_auth_key_reaches_the_container_only_as_a_secret_key_ref() -> None:
+    spec = spec_of(
+        {**CASES["auth"], "kserve": {"auth": {"apiKeySecretRef": {"name": "k", "key": "token"}}}}
+    )
+    obj = render(REF, spec, api_key_version="4711")
+    (entry,) = [e for e in container(obj)["env"] if e["name"] == API_KEY_ENV]
+    assert entry == {
+        "name": API_KEY_ENV,
+        "valueFrom": {"secretKeyRef": {"name": "k", "key": "token"}},
+    }
+    # The rest of the environment is the shared contract, unchanged.
+    assert [e for e in container(obj)["env"] if e["name"] != API_KEY_ENV] == container_env(spec)
+    # A rotated Secret (new resourceVersion) changes the pod template: the pods roll.
+    assert predictor(obj)["annotations"][API_KEY_VERSION_ANNOTATION] == "4711"
+    assert render(REF, spec, api_key_version="4712") != obj
+
+
+def test_without_auth_there_is_no_key_and_no_version_annotation() -> None:
+    obj = render(REF, spec_of(CASES["cpu-hf"]), api_key_version="4711")
+    assert all(e["name"] != API_KEY_ENV for e in container(obj)["env"])
+    assert API_KEY_VERSION_ANNOTATION not in predictor(obj)["annotations"]
+
+
+@pytest.mark.parametrize(
+    ("serving", "fragment"),
+    [
+        ({"args": ["--api-key", "s3cret"]}, "spec.serving.args[0] sets --api-key"),
+        ({"args": ["--device", "cpu", "--api-key=s3cret"]}, "spec.serving.args[2] sets --api-key"),
+        (
+            {"env": [{"name": API_KEY_ENV, "value": "s3cret"}]},
+            f"spec.serving.env[0].name {API_KEY_ENV}",
+        ),
+    ],
+)
+def test_a_plain_text_api_key_in_the_spec_is_refused(
+    serving: dict[str, Any], fragment: str
+) -> None:
+    problem = spec_problem(spec_of({**CASES["cpu-hf"], "serving": serving}))
+    assert problem is not None and fragment in problem
+    assert "spec.kserve.auth.apiKeySecretRef" in problem and "s3cret" not in problem

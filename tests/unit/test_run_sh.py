@@ -102,6 +102,10 @@ BAD = [
     ({"HF_HOME": "/proc/not-writable"}, "HF_HOME"),
     ({"ENGINE": "optimum", "INFINITY_AVAILABLE_ENGINES": "torch ctranslate2"}, "ENGINE"),
     ({"RUN_SH_DRY_RUN": "yes"}, "RUN_SH_DRY_RUN"),
+    ({"INFINITY_API_KEY": ""}, "INFINITY_API_KEY"),
+    ({"INFINITY_API_KEY": "s3cret\n"}, "INFINITY_API_KEY"),
+    ({"INFINITY_API_KEY": "two words"}, "INFINITY_API_KEY"),
+    ({"ARG": "--api-key s3cret"}, "INFINITY_API_KEY"),
 ]
 
 
@@ -117,7 +121,21 @@ def test_bad_value_exits_with_one_line_naming_the_variable(
     assert lines[0].startswith("run.sh: ")
     assert variable in lines[0]
     # Every message says how to fix it, not only what is wrong.
-    assert any(word in lines[0] for word in ("set ", "use ", "mount ", "remove ", "fix ", "drop "))
+    assert any(
+        word in lines[0]
+        for word in ("set ", "use ", "mount ", "remove ", "fix ", "drop ", "store ")
+    )
+    assert "s3cret" not in proc.stderr  # an API key is never echoed
+
+
+def test_api_key_stays_in_the_environment_never_on_the_command_line(
+    base_env: dict[str, str],
+) -> None:
+    proc = run_sh({**base_env, "INFINITY_API_KEY": "s3cret-Key_1"}, "--print-command")
+    assert proc.returncode == 0, proc.stderr
+    # infinity reads INFINITY_API_KEY itself (its --api-key default), so argv (visible in ps)
+    # and the printed command never carry the key.
+    assert "s3cret" not in proc.stdout and "--api-key" not in proc.stdout
 
 
 def test_missing_serve_name_when_unset(base_env: dict[str, str]) -> None:
@@ -266,10 +284,10 @@ def test_arg_is_split_like_a_shell_and_never_executed(
 ) -> None:
     marker = tmp_path / "pwned"
     _, argv = dry_run(
-        {**base_env, "ARG": f"--device cpu --api-key 'two words' --log-level $(touch {marker})"}
+        {**base_env, "ARG": f"--device cpu --compile 'two words' --log-level $(touch {marker})"}
     )
     assert argv[-7:] == [
-        *("--device", "cpu", "--api-key", "two words", "--log-level"),
+        *("--device", "cpu", "--compile", "two words", "--log-level"),
         *("$(touch", f"{marker})"),
     ]
     assert not marker.exists()

@@ -58,6 +58,7 @@ class Reason(StrEnum):
     INFERENCE_SERVICE_REJECTED = "InferenceServiceRejected"
     INFERENCE_SERVICE_CONFLICT = "InferenceServiceConflict"
     DELETION_BLOCKED = "DeletionBlocked"
+    EMBEDDING_SPACE_CHANGE = "EmbeddingSpaceChange"
     # Ready=False without Stalled
     SUSPENDED = "Suspended"
 

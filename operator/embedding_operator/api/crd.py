@@ -107,6 +107,12 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint"},
     {"name": "Dims", "type": "integer", "jsonPath": ".status.serving.dimensions", "priority": 1},
     {
+        "name": "Space",
+        "type": "string",
+        "jsonPath": ".status.embeddingSpace.fingerprint",
+        "priority": 1,
+    },
+    {
         "name": "Reason",
         "type": "string",
         "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',

@@ -433,6 +433,36 @@ class Resources(_Model):
     )
 
 
+class ApiKeySecretRef(_Model):
+    """A key in a Secret in the object's namespace that holds an API key."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="Secret name, in the EmbeddingModel's namespace.",
+    )
+    key: str = Field(
+        default="apiKey",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        description="Key holding the API key (default apiKey).",
+    )
+
+
+class KServeAuth(_Model):
+    """Bearer-token authentication on the served endpoint (docs/kserve.md#authentication)."""
+
+    api_key_secret_ref: ApiKeySecretRef = Field(
+        description=(
+            "Secret key holding the API key clients must send as `Authorization: Bearer <key>`. "
+            "It reaches the container only through valueFrom.secretKeyRef; a changed Secret "
+            "rolls the predictor pods."
+        ),
+    )
+
+
 class KServeSpec(_Model):
     """How to run on KServe."""
 
@@ -460,6 +490,13 @@ class KServeSpec(_Model):
         max_length=253,
         pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
         description="ServiceAccount of the predictor pods (e.g. for s3:// credentials).",
+    )
+    auth: KServeAuth | None = Field(
+        default=None,
+        description=(
+            "Require an API key on the endpoint. Off by default: without it, anyone who can "
+            "reach the InferenceService in the cluster can call it."
+        ),
     )
 
 

@@ -89,6 +89,26 @@ class ServingStatus(_Model):
     last_checked: str | None = Field(default=None, description="Time of the last check (RFC 3339).")
 
 
+class EmbeddingSpaceStatus(_Model):
+    """The embedding space the object served when it was last Ready (docs/embedding-space.md)."""
+
+    fingerprint: str = Field(
+        description=(
+            "Short hash of uri, revision, pooling and output flags: store it beside your vector "
+            "index; vectors are comparable only within one fingerprint."
+        )
+    )
+    model: str = Field(description="Served model name (not part of the fingerprint).")
+    uri: str = Field(description="spec.model.uri that served.")
+    revision: str | None = Field(default=None, description="spec.model.revision that served.")
+    pooling: str = Field(description="spec.model.pooling that served.")
+    output_flags: list[str] = Field(
+        default_factory=list,
+        description="Output-changing flags from spec.serving.args, e.g. --embedding-dtype=int8.",
+    )
+    dimensions: int | None = Field(default=None, description="Embedding size served.")
+
+
 class EmbeddingModelStatus(_Model):
     """Observed state."""
 
@@ -107,3 +127,10 @@ class EmbeddingModelStatus(_Model):
     aicore: AICoreStatus | None = Field(default=None, description="AI Core backend state.")
     kserve: KServeStatus | None = Field(default=None, description="KServe backend state.")
     serving: ServingStatus | None = Field(default=None, description="Serving check result.")
+    embedding_space: EmbeddingSpaceStatus | None = Field(
+        default=None,
+        description=(
+            "The embedding space last served; a spec change to another space waits for "
+            "confirmation (reason EmbeddingSpaceChange)."
+        ),
+    )

@@ -12,6 +12,10 @@ Construction (done once by runtime.py):
     KServeBackend(client, settings)            # explicit settings
     KServeBackend(client, checker=fake_check)  # tests: any async (url, model) -> CheckResult
 
+With spec.kserve.auth, each pass reads the API-key Secret by name (apikey.py): a missing or unusable
+key is Stalled/SecretNotFound before anything is applied, its resourceVersion goes on the pods (a
+rotated key rolls them) and the serving check sends the key as a bearer token.
+
 Errors: 404 on apply means the InferenceService API is not served (KServe not installed) and
 becomes Stalled/KServeNotInstalled, re-checked every `intervals.stalled`; 400/422 and webhook
 denials become Stalled/InferenceServiceRejected with the API server's message. Anything else
@@ -21,6 +25,7 @@ denials become Stalled/InferenceServiceRejected with the API server's message. A
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import httpx2  # lightkube's HTTP client: its non-JSON errors are httpx2 errors, not ApiError
@@ -29,6 +34,7 @@ from lightkube.generic_resource import create_namespaced_resource
 
 from embedding_operator.api.conditions import Outcome, Reason
 from embedding_operator.api.status import KServeStatus, ServingStatus
+from embedding_operator.apikey import ApiKey, ApiKeyUnavailable, read_api_key
 from embedding_operator.backends.base import (
     Event,
     Finalized,
@@ -62,8 +68,9 @@ from embedding_operator.settings import Settings
 
 InferenceService = create_namespaced_resource(ISVC_GROUP, ISVC_VERSION, ISVC_KIND, ISVC_PLURAL)
 
-#: async (base_url_with_prefix, served_model_name) -> CheckResult
-ServingChecker = Callable[[str, str], Awaitable[CheckResult]]
+#: async (base_url_with_prefix, served_model_name[, headers]) -> CheckResult; the headers (the
+#: API key's Authorization) are passed only for objects with spec.kserve.auth.
+ServingChecker = Callable[..., Awaitable[CheckResult]]
 
 __all__ = ["CHECK_INPUT", "KServeBackend", "http_checker", "refusal"]
 #: How long a Ready object keeps its last check before the next request, in seconds.
@@ -106,13 +113,21 @@ class KServeBackend:
         if problem is not None:
             return self._result(Outcome.stalled(Reason.INVALID_SPEC, problem))
 
+        api_key: ApiKey | None = None
+        auth = spec.kserve_or_default.auth
+        if auth is not None:
+            try:
+                api_key = await read_api_key(self.client, ref.namespace, auth.api_key_secret_ref)
+            except ApiKeyUnavailable as error:
+                return self._result(Outcome.stalled(error.reason, error.message))
+
         live = await self._get(ref.name, ref.namespace)
         if live is not None:
             conflict = foreign_owner(ref, live)
             if conflict is not None:
                 return self._result(conflict)
 
-        desired = render(ref, spec, live)
+        desired = render(ref, spec, live, api_key_version=api_key.version if api_key else None)
         try:
             applied = await self.client.apply(
                 InferenceService.from_dict(desired), field_manager=FIELD_MANAGER, force=True
@@ -150,7 +165,7 @@ class KServeBackend:
                 f"applied InferenceService {ref.name}; waiting for KServe to roll it out",
             )
         elif outcome.state == "ready":
-            outcome, serving = await self._verify(ctx, found.check_url)
+            outcome, serving = await self._verify(ctx, found.check_url, api_key)
 
         refused_mode = mode_change_refused(spec, live)
         if refused_mode is not None:
@@ -165,7 +180,7 @@ class KServeBackend:
         )
 
     async def _verify(
-        self, ctx: ReconcileContext, url: str | None
+        self, ctx: ReconcileContext, url: str | None, api_key: ApiKey | None = None
     ) -> tuple[Outcome, ServingStatus | None]:
         """Ready per KServe: one real embedding request decides (at most once per interval)."""
         subject, previous = f"InferenceService {ctx.ref.name}", ctx.status
@@ -177,7 +192,18 @@ class KServeBackend:
             previous, ctx.ref.generation, ctx.now, interval
         ):
             return reuse_serving(subject, previous.serving), None
-        result = await self.checker(url, ctx.spec.model.name)
+        if api_key is None:
+            result = await self.checker(url, ctx.spec.model.name)
+        else:
+            result = await self.checker(url, ctx.spec.model.name, api_key.headers())
+        if result.error and " returned HTTP 401" in result.error:
+            hint = (
+                "the server wants an API key: set spec.kserve.auth"
+                if api_key is None
+                else "the key in spec.kserve.auth's Secret is not the one the pods run with: "
+                "after a rotation, wait for the new pods"
+            )
+            result = replace(result, error=f"{result.error} ({hint})")
         return judge_serving(ctx.spec, subject, result, ctx.now)
 
     async def finalize(self, ctx: ReconcileContext) -> Finalized:

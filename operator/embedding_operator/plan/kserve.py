@@ -77,6 +77,13 @@ _FAILURE_REASONS = frozenset(
 STARTUP_PERIOD_SECONDS = 10
 STARTUP_FAILURE_THRESHOLD = 180
 
+# spec.kserve.auth: infinity reads its --api-key from this variable (infinity_emb/env.py), so the
+# key is never on a command line, and the InferenceService holds only a secretKeyRef to it.
+API_KEY_ENV = "INFINITY_API_KEY"
+# The Secret's resourceVersion on the pods: env from a Secret is read once at container start,
+# so a rotated key must roll the pods. The version says nothing about the key itself.
+API_KEY_VERSION_ANNOTATION = "embeddings.ai/api-key-secret-version"
+
 EVENT_CREATED = "InferenceServiceCreated"
 EVENT_UPDATED = "InferenceServiceUpdated"
 
@@ -139,7 +146,18 @@ def spec_problem(spec: EmbeddingModelSpec) -> str | None:
     without_extra = spec.serving.model_copy(update={"env": []})
     own = {e["name"] for e in container_env(spec.model_copy(update={"serving": without_extra}))}
     seen: set[str] = set()
+    for i, arg in enumerate(spec.serving.args):
+        if arg.partition("=")[0] == "--api-key":
+            return (
+                f"spec.serving.args[{i}] sets --api-key, which would put the key in plain text "
+                "into the InferenceService: remove it and set spec.kserve.auth.apiKeySecretRef"
+            )
     for i, var in enumerate(spec.serving.env):
+        if var.name == API_KEY_ENV:
+            return (
+                f"spec.serving.env[{i}].name {API_KEY_ENV} would put the API key in plain text "
+                "into the InferenceService: remove it and set spec.kserve.auth.apiKeySecretRef"
+            )
         if var.name in own:
             return (
                 f"spec.serving.env[{i}].name {var.name} is set by the operator from the spec: "
@@ -160,9 +178,15 @@ def labels_for(ref: ObjectRef) -> dict[str, str]:
 
 
 def render(
-    ref: ObjectRef, spec: EmbeddingModelSpec, live: Mapping[str, Any] | None = None
+    ref: ObjectRef,
+    spec: EmbeddingModelSpec,
+    live: Mapping[str, Any] | None = None,
+    *,
+    api_key_version: str | None = None,
 ) -> dict[str, Any]:
-    """The InferenceService to server-side apply: only the fields this operator owns."""
+    """The InferenceService to server-side apply: only the fields this operator owns.
+
+    `api_key_version` is the resourceVersion of the spec.kserve.auth Secret (when set)."""
     kserve = spec.kserve_or_default
     predictor: dict[str, Any] = {
         "minReplicas": spec.replicas.min,
@@ -184,6 +208,8 @@ def render(
         "prometheus.io/port": str(SERVING_PORT),
         "prometheus.io/path": METRICS_PATH,
     }
+    if kserve.auth is not None and api_key_version is not None:
+        predictor["annotations"][API_KEY_VERSION_ANNOTATION] = api_key_version
     predictor["containers"] = [_container(spec)]
     predictor["volumes"] = [
         # NB: torch's DataLoader and tokenizers use shared memory; the container default of
@@ -225,7 +251,7 @@ def _container(spec: EmbeddingModelSpec) -> dict[str, Any]:
         "image": image_of(spec),
         # "http1" is the port name Knative routes HTTP/1.1 traffic to; Standard mode ignores it.
         "ports": [{"name": "http1", "containerPort": SERVING_PORT, "protocol": "TCP"}],
-        "env": container_env(spec),
+        "env": container_env(spec) + _api_key_env(spec),
     }
     resources = _resources(spec)
     if resources:
@@ -248,6 +274,16 @@ def _container(spec: EmbeddingModelSpec) -> dict[str, Any]:
         {"name": "tmp", "mountPath": "/tmp"},
     ]
     return container
+
+
+def _api_key_env(spec: EmbeddingModelSpec) -> list[dict[str, Any]]:
+    auth = spec.kserve_or_default.auth
+    if auth is None:
+        return []
+    ref = auth.api_key_secret_ref
+    return [
+        {"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+    ]
 
 
 def _resources(spec: EmbeddingModelSpec) -> dict[str, Any]:
