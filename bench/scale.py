@@ -85,6 +85,7 @@ def main() -> int:
     )
     parser.add_argument("--idle", type=float, default=0, help="seconds to count settled calls")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--logs", type=Path, help="copy the run's logs here before cleaning up")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="emb-bench-"))
@@ -93,6 +94,8 @@ def main() -> int:
         cluster.start(detach=False)
         return _bench(args, work, cluster)
     finally:
+        if args.logs is not None:
+            shutil.copytree(work / "logs", args.logs, dirs_exist_ok=True)
         _cleanup(work, cluster)
 
 

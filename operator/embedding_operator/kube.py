@@ -60,10 +60,17 @@ def kube_error(error: BaseException) -> KubeError | None:
     return None
 
 
+#: lightkube's default is 10 s for everything, the wait for a free pooled connection included:
+#: with hundreds of objects writing status at once, that wait failed passes although the API
+#: server answered every request. Waiting in our own queue is not a failure; an API server that
+#: does not answer (connect/read) still is.
+TIMEOUT = httpx2.Timeout(30.0, connect=10.0, pool=None)
+
+
 def make_client(kubeconfig: str | None = None) -> AsyncClient:
     """A client from `kubeconfig` (path), else $KUBECONFIG / ~/.kube/config / in-cluster."""
     config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
-    return AsyncClient(config=config, field_manager=FIELD_MANAGER)
+    return AsyncClient(config=config, field_manager=FIELD_MANAGER, timeout=TIMEOUT)
 
 
 async def patch_status(

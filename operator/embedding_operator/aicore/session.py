@@ -88,8 +88,11 @@ class Session:
         self._http = httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(
-                self._settings.read_timeout, connect=self._settings.connect_timeout
+                self._settings.read_timeout,
+                connect=self._settings.connect_timeout,
+                pool=self._settings.pool_timeout,
             ),
+            limits=httpx.Limits(max_connections=self._settings.max_connections),
         )
         self._tokens = TokenCache(self._fetch_token, clock=clock)
 

@@ -47,6 +47,12 @@ class ClientSettings:
     """Seconds to establish a connection."""
     read_timeout: float = 60.0
     """Seconds to wait for a response (the official SDK also uses 60 s)."""
+    pool_timeout: float | None = None
+    """Seconds a request may wait for a free connection of this client (None: no limit).
+    NB: waiting in our own queue says nothing about AI Core's health, so by default it is not
+    a failure; the caller bounds the whole call instead (the operator's pass timeout)."""
+    max_connections: int = 100
+    """Concurrent connections to AI Core; further requests queue in this client."""
     page_size: int = 1000
     """``$top`` for paged lists (AI Core's default is 10000, its maximum 100000)."""
     client_type: str = "embedding-operator"
