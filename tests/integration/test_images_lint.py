@@ -23,6 +23,8 @@ SHELL_SCRIPTS = [
     Path("scripts/ensure-infinity-venv.sh"),
     Path("scripts/ensure-podman.sh"),
     Path("scripts/ensure-node.sh"),
+    Path("scripts/ensure-debian.sh"),
+    Path("scripts/ensure-lua.sh"),
     Path("scripts/build-images.sh"),
 ]
 

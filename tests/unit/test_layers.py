@@ -2,14 +2,21 @@
 every module: a new module must get a layer, and the pure core must stay in the I/O ban.
 
 The contracts themselves are import-linter's job (transitive, third-party packages included);
-these tests only stop the configuration from drifting away from the code.
+these tests stop the configuration from drifting away from the code, and check what the
+contracts cannot see: the package `__init__` files Python runs on the way to a module.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "operator" / "embedding_operator"
@@ -45,3 +52,64 @@ def test_the_pure_core_is_banned_from_io_libraries_and_the_shell():
 def test_make_lint_runs_the_contracts():
     lint = (ROOT / "Makefile").read_text().split("\nlint:")[1].split("\n\n")[0]
     assert "lint-imports" in lint
+
+
+IO_PACKAGES = ("httpx", "httpx2", "kopf", "lightkube", "prometheus_client")
+# NB: import-linter does not see the parent package Python runs first: plan/aicore.py imports
+# aicore.models, and aicore/__init__.py imports the client (httpx). Fixing it means a lighter
+# aicore/__init__.py (the AI Core client's owners); this entry must go when that lands.
+KNOWN_GAPS = {
+    "embedding_operator.aicore.models": "httpx",
+    "embedding_operator.plan.aicore": "httpx",
+}
+
+
+def pure_modules() -> list[str]:
+    found = []
+    for source in contracts()["pure-core"]["source_modules"]:
+        path = ROOT / "operator" / Path(*source.split("."))
+        if path.is_dir():
+            found += sorted(f"{source}.{p.stem}" for p in path.glob("*.py") if p.stem != "__init__")
+        else:
+            found.append(source)
+    return found
+
+
+# Imports each module in turn in one fresh interpreter, dropping our modules and the I/O packages
+# it loaded before the next.
+PROBE = """
+import importlib, json, sys
+found = {}
+for module in sys.argv[2:]:
+    before = set(sys.modules)
+    importlib.import_module(module)
+    new = set(sys.modules) - before
+    watched = set(json.loads(sys.argv[1]))
+    found[module] = sorted(watched & new)
+    for name in new:  # NB: third-party helpers (pydantic, yaml) may stay: they do no I/O
+        if name.split(".")[0] in watched | {"embedding_operator"}:
+            del sys.modules[name]
+print(json.dumps(found))
+"""
+
+
+@pytest.fixture(scope="module")
+def loaded() -> dict[str, list[str]]:
+    """Per pure module, the I/O packages that importing it loads (package __init__s included)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "operator")}
+    args = [sys.executable, "-c", PROBE, json.dumps(IO_PACKAGES), *pure_modules()]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, list[str]] = json.loads(done.stdout)
+    return result
+
+
+@pytest.mark.parametrize("module", pure_modules())
+def test_importing_a_pure_module_loads_no_io_package(module, loaded):
+    """What Python really runs, package `__init__` files included (the contracts cannot)."""
+    if module in KNOWN_GAPS:
+        assert KNOWN_GAPS[module] in loaded[module], (
+            f"{module} is pure now: drop its KNOWN_GAPS entry"
+        )
+    else:
+        assert loaded[module] == []
