@@ -10,10 +10,12 @@ import yaml
 from tests.fixtures.cluster import wait_until
 from tests.integration.test_aicore_backend import model, owned
 
+# NB: shorter than the defaults (15/10/2) so the case is quick, long enough for a loaded
+# 2-core machine where one renewal can take seconds.
 FAST_LEASE = {
-    "EMB_LEASE_DURATION_SECONDS": "4",
-    "EMB_RENEW_DEADLINE_SECONDS": "3",
-    "EMB_RETRY_PERIOD_SECONDS": "0.5",
+    "EMB_LEASE_DURATION_SECONDS": "8",
+    "EMB_RENEW_DEADLINE_SECONDS": "6",
+    "EMB_RETRY_PERIOD_SECONDS": "1",
 }
 
 
