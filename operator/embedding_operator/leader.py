@@ -121,7 +121,8 @@ class LeaderElection:
                     self._try_acquire_or_renew(), timeout=self.settings.renew_deadline
                 )
             except ApiError as error:
-                if error.status.code == 403:
+                # NB: 403 is also how a terminating namespace refuses new objects; that one passes.
+                if error.status.code == 403 and "being terminated" not in str(error.status.message):
                     raise SystemExit(
                         f"may not use {self}: {error.status.message}; grant create, and get/update "
                         f"on leases/{self.name}, in namespace {self.namespace} "
