@@ -20,8 +20,10 @@ FAST_LEASE = {
 
 
 def apply_models(kubectl: Any, namespace: str, names: list[str], **spec: Any) -> None:
-    docs = [model(name, **spec) for name in names]
-    kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(docs))
+    # NB: in chunks: one apply of 250 objects can outlast kubectl's timeout on a busy machine.
+    for i in range(0, len(names), 25):
+        docs = [model(name, **spec) for name in names[i : i + 25]]
+        kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(docs))
 
 
 def models(kubectl: Any, namespace: str) -> list[dict[str, Any]]:
