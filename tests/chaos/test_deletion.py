@@ -112,3 +112,31 @@ def test_a_model_whose_key_never_worked_is_deleted_at_once(
     wait_until(
         lambda: secret_finalizers(kubectl, namespace) == [], what="Secret released", timeout=30
     )
+
+
+def test_switching_the_secret_moves_the_protection(
+    kubectl, namespace, aicore, aicore_faults, aicore_key, start_operator
+):
+    aicore_faults.set_runtime("noop")
+    kubectl(
+        "create", "secret", "generic", "other-key", "-n", namespace,
+        f"--from-file=serviceKey={aicore.service_key_path}",
+    )  # fmt: skip
+    start_operator(namespace)
+    kubectl.apply(model("sw"), "-n", namespace)
+    wait_until(lambda: secret_finalizers(kubectl, namespace) == [IN_USE], what="A protected")
+    kubectl(
+        "patch", "emb", "sw", "-n", namespace, "--type=merge",
+        "-p", '{"spec":{"aicore":{"secretRef":{"name":"other-key"}}}}',
+    )  # fmt: skip
+    wait_until(
+        lambda: (
+            kubectl.json("get", "secret", "other-key", "-n", namespace)["metadata"].get(
+                "finalizers"
+            )
+            == [IN_USE]
+        ),
+        what="B protected",
+        timeout=60,
+    )
+    wait_until(lambda: secret_finalizers(kubectl, namespace) == [], what="A released", timeout=60)
