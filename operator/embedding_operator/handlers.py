@@ -173,7 +173,9 @@ async def reconcile_loop(
             try:
                 # NB: before anything is created remotely with the key (protection.py).
                 if (secret := secret_of(body)) and not body.metadata.deletion_timestamp:
-                    await protection.protect(body.metadata.namespace or "", secret)
+                    await protection.use(
+                        body.metadata.namespace or "", body.metadata.uid or "", secret
+                    )
                 delay = await reconciler.reconcile(body, logger)
                 if failures:
                     logger.info("reconcile passes work again after %d failures", failures)

@@ -121,7 +121,8 @@ class LeaderElection:
                     self._try_acquire_or_renew(), timeout=self.settings.renew_deadline
                 )
             except ApiError as error:
-                if error.status.code == 403:
+                # NB: 403 is also how a terminating namespace refuses new objects; that one passes.
+                if error.status.code == 403 and "being terminated" not in str(error.status.message):
                     raise SystemExit(
                         f"may not use {self}: {error.status.message}; grant create, and get/update "
                         f"on leases/{self.name}, in namespace {self.namespace} "
@@ -150,9 +151,12 @@ class LeaderElection:
         last_renewal = self._monotonic()
         while True:
             await asyncio.sleep(self.settings.retry_period)
+            # NB: one attempt may use what is left of the renew deadline (client-go's renew
+            # context): a slow API server or a busy event loop is not yet a lost Lease.
+            left = self.settings.renew_deadline - (self._monotonic() - last_renewal)
             try:
                 holder = await asyncio.wait_for(
-                    self._try_acquire_or_renew(), timeout=self.settings.retry_period
+                    self._try_acquire_or_renew(), timeout=max(self.settings.retry_period, left)
                 )
             except Exception as error:  # noqa: BLE001 - any failure counts against the deadline
                 holder = f"(renewal failed: {type(error).__name__}: {error})"

@@ -56,7 +56,17 @@ class SecretProtection:
         self._checked: dict[tuple[str, str], float] = {}
         self._finalized: set[str] = set()  # uids whose remote clean-up is complete
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._using: dict[str, str] = {}  # uid -> the Secret last protected for it
         self._warned = False
+
+    async def use(self, namespace: str, uid: str, name: str) -> None:
+        """Each pass: protect the Secret model `uid` uses; release the one it used before
+        (spec.aicore.secretRef changed) if no other model needs that one."""
+        previous = self._using.get(uid)
+        await self.protect(namespace, name)
+        self._using[uid] = name
+        if previous is not None and previous != name:
+            await self._release_if_unused(namespace, previous)
 
     async def protect(self, namespace: str, name: str) -> None:
         """Ensure the Secret carries our finalizer. Quiet when it is missing (the backend
@@ -94,6 +104,10 @@ class SecretProtection:
     async def release(self, namespace: str, name: str, uid: str) -> None:
         """Model `uid` is finalized: drop the Secret's finalizer if no other model needs it."""
         self._finalized.add(uid)
+        self._using.pop(uid, None)
+        await self._release_if_unused(namespace, name)
+
+    async def _release_if_unused(self, namespace: str, name: str) -> None:
         key = (namespace, name)
         async with self._locks.setdefault(key, asyncio.Lock()):
             users = [

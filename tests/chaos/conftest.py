@@ -47,6 +47,9 @@ class Figures:
     def __setitem__(self, key: str, value: Any) -> None:
         self.values[key] = value
 
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
     def write(self) -> None:
         self.values.setdefault("wall_seconds", round(time.monotonic() - self.started, 1))
         line = json.dumps({"case": self.case, **self.values}, sort_keys=True)

@@ -29,10 +29,16 @@ def secret_finalizers(kubectl, namespace: str) -> list[str]:
 
 
 def test_namespace_deleted_while_the_operator_is_down_finishes_after_restart(
-    kubectl, namespace, aicore, aicore_faults, aicore_key, start_operator, figures
+    kubectl, namespace, aicore, aicore_faults, aicore_key, start_operator, figures, request
 ):
     aicore_faults.set_runtime("noop")
-    operator = start_operator(namespace)
+    # NB: the Lease lives in the operator's own namespace, never in the one being deleted.
+    home = f"{namespace[:50]}-op"
+    kubectl("create", "namespace", home)
+    request.addfinalizer(lambda: kubectl("delete", "namespace", home, "--wait=false", check=False))
+    operator = start_operator(
+        namespace, args=["--metrics-port=0", f"--leader-election-namespace={home}"]
+    )
     names = [f"d{i}" for i in range(MODELS)]
     apply_models(kubectl, namespace, names)
     wait_all_running(kubectl, namespace, MODELS, timeout=180)
@@ -44,10 +50,19 @@ def test_namespace_deleted_while_the_operator_is_down_finishes_after_restart(
 
     operator.kill()
     kubectl("delete", "namespace", namespace, "--wait=false")
-    # While the operator is down the namespace waits on the models; the Secret stays readable.
-    time.sleep(2)
-    secret = kubectl.json("get", "secret", SECRET, "-n", namespace)
-    assert secret["metadata"].get("deletionTimestamp") and secret["data"]["serviceKey"]
+    # While the operator is down the namespace waits on the models; the namespace controller
+    # deletes the Secret, which stays readable (Terminating) thanks to its in-use finalizer.
+    secret = wait_until(
+        lambda: (
+            (s := kubectl.json("get", "secret", SECRET, "-n", namespace))["metadata"].get(
+                "deletionTimestamp"
+            )
+            and s
+        ),
+        what="the Secret Terminating",
+        timeout=90,
+    )
+    assert secret["data"]["serviceKey"]
 
     restarted = time.monotonic()
     operator.start()
@@ -97,3 +112,31 @@ def test_a_model_whose_key_never_worked_is_deleted_at_once(
     wait_until(
         lambda: secret_finalizers(kubectl, namespace) == [], what="Secret released", timeout=30
     )
+
+
+def test_switching_the_secret_moves_the_protection(
+    kubectl, namespace, aicore, aicore_faults, aicore_key, start_operator
+):
+    aicore_faults.set_runtime("noop")
+    kubectl(
+        "create", "secret", "generic", "other-key", "-n", namespace,
+        f"--from-file=serviceKey={aicore.service_key_path}",
+    )  # fmt: skip
+    start_operator(namespace)
+    kubectl.apply(model("sw"), "-n", namespace)
+    wait_until(lambda: secret_finalizers(kubectl, namespace) == [IN_USE], what="A protected")
+    kubectl(
+        "patch", "emb", "sw", "-n", namespace, "--type=merge",
+        "-p", '{"spec":{"aicore":{"secretRef":{"name":"other-key"}}}}',
+    )  # fmt: skip
+    wait_until(
+        lambda: (
+            kubectl.json("get", "secret", "other-key", "-n", namespace)["metadata"].get(
+                "finalizers"
+            )
+            == [IN_USE]
+        ),
+        what="B protected",
+        timeout=60,
+    )
+    wait_until(lambda: secret_finalizers(kubectl, namespace) == [], what="A released", timeout=60)

@@ -75,17 +75,18 @@ def test_sigterm_during_a_burst_of_250(
 def test_an_api_server_outage_is_a_few_lines_per_object(
     kubectl, cluster, namespace, aicore, aicore_faults, aicore_key, start_operator, figures
 ):
-    """The API server frozen (SIGSTOP) for 60 s under 45 settled models, then thawed."""
+    """The API server frozen (SIGSTOP) for 60 s under settled models, then thawed (the issue's
+    run had 45 models; 20 keep the case inside ten minutes on a 2-core machine)."""
     if cluster.local is None:
         pytest.skip("needs the local control plane (it freezes the API server)")
     state = cluster.local._state()
     assert state is not None
     apiserver = state.pids["kube-apiserver"]
     aicore_faults.set_runtime("noop")
-    n = 45
+    n = 20
     operator = start_operator(namespace, args=["--metrics-port=0"])
     apply_models(kubectl, namespace, [f"o{i}" for i in range(n)])
-    wait_all_running(kubectl, namespace, n, timeout=300)
+    wait_all_running(kubectl, namespace, n, timeout=600)
     before = len(operator.logs().splitlines())
     os.kill(apiserver, signal.SIGSTOP)
     try:
@@ -102,7 +103,8 @@ def test_an_api_server_outage_is_a_few_lines_per_object(
     wait_all_running(kubectl, namespace, n, timeout=120)
     figures["seconds_to_converge_after_outage"] = round(time.monotonic() - thawed, 1)
     time.sleep(10)
-    lines = operator.logs().splitlines()[before:]
+    # NB: the fixture runs the operator with --verbose; count what a default run would print.
+    lines = [line for line in operator.logs().splitlines()[before:] if "[DEBUG" not in line]
     figures["models"] = n
     figures["outage_seconds"] = 60
     figures["log_lines_during_and_after"] = len(lines)

@@ -322,6 +322,12 @@ def test_deleting_secret_and_model_together_still_cleans_up(
     start_operator(namespace)
     kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(model()))
     obj = wait_for_remote_status(kubectl, namespace, "RUNNING")
-    kubectl("delete", "secret", SECRET, "-n", namespace)
+    # NB: the Secret's in-use finalizer keeps it (Terminating) until the model is finalized.
+    kubectl("delete", "secret", SECRET, "-n", namespace, "--wait=false")
     kubectl("delete", "emb", "m", "-n", namespace, "--timeout=60s", timeout=70)
     assert owned(aicore, "deployments", obj) == []
+    wait_until(
+        lambda: not kubectl.exists("secret", SECRET, "-n", namespace),
+        what="the Secret gone once no model uses it",
+        timeout=30,
+    )
