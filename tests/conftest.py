@@ -12,6 +12,7 @@ TESTS = Path(__file__).resolve().parent
 pytest_plugins = [
     "tests.fixtures.cluster",
     "tests.fixtures.aicore",
+    "tests.fixtures.aicore_operator",
     "tests.fixtures.operator",
     "tests.fixtures.images",
     "tests.fixtures.argocd",

@@ -70,7 +70,7 @@ def figures(request: pytest.FixtureRequest) -> Any:
 @pytest.fixture
 def aicore_key(kubectl: Any, namespace: str, aicore: Any) -> str:
     """The local AI Core's service key as the Secret the test models reference."""
-    from tests.integration.test_aicore_backend import SECRET
+    from tests.fixtures.aicore_operator import SECRET
 
     kubectl(
         "create", "secret", "generic", SECRET, "-n", namespace,

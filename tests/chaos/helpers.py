@@ -7,8 +7,8 @@ from typing import Any
 
 import yaml
 
+from tests.fixtures.aicore_operator import model, owned
 from tests.fixtures.cluster import wait_until
-from tests.integration.test_aicore_backend import model, owned
 
 # NB: shorter than the defaults (15/10/2) so the case is quick, long enough for a loaded
 # 2-core machine where one renewal can take seconds.
@@ -59,7 +59,7 @@ def remote_counts(aicore: Any, objs: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def all_remote(aicore: Any, kind: str) -> list[dict[str, Any]]:
-    from tests.integration.test_aicore_backend import remote
+    from tests.fixtures.aicore_operator import remote
 
     items: list[dict[str, Any]] = remote(aicore, f"{kind}?scenarioId=embedding-infinity")[
         "resources"

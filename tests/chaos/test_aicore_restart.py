@@ -18,8 +18,8 @@ import pytest
 from aicore_local import launcher
 from tests.chaos.helpers import apply_models, models, wait_all_running
 from tests.fixtures.aicore import OPERATOR_TEMPLATES, TEST_TEMPLATES
+from tests.fixtures.aicore_operator import SECRET
 from tests.fixtures.cluster import free_port, wait_until
-from tests.integration.test_aicore_backend import SECRET
 
 pytestmark = pytest.mark.integration
 

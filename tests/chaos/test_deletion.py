@@ -14,8 +14,8 @@ import time
 import pytest
 
 from tests.chaos.helpers import all_remote, apply_models, wait_all_running
+from tests.fixtures.aicore_operator import SECRET, model
 from tests.fixtures.cluster import wait_until
-from tests.integration.test_aicore_backend import SECRET, model
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ from tests.chaos.helpers import (
     remote_counts,
     wait_all_running,
 )
+from tests.fixtures.aicore_operator import events
 from tests.fixtures.cluster import wait_until
-from tests.integration.test_aicore_backend import events
 
 pytestmark = pytest.mark.integration
 

@@ -6,77 +6,25 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any
 
 import httpx
 import pytest
 import yaml
 
+from tests.fixtures.aicore_operator import (
+    SECRET,
+    assert_no_secrets,
+    events,
+    model,
+    owned,
+    remote,
+    wait_for_remote_status,
+)
 from tests.fixtures.cluster import wait_until
-from tests.fixtures.manifests import embedding_model, get_emb
+from tests.fixtures.manifests import get_emb
 from tests.fixtures.operator import wait_for_condition
 
 pytestmark = pytest.mark.integration
-
-SECRET = "aicore-service-key"
-
-
-def model(name: str = "m", **spec: Any) -> dict[str, Any]:
-    # NB: warm-up only delays start-up by seconds of CPU per deployment on a 2-core machine.
-    spec = {"serving": {"args": ["--no-model-warmup"]}, **spec}
-    return embedding_model(
-        name, model_name="all-minilm-l6-v2", dimensions=384, secret=SECRET, **spec
-    )
-
-
-@pytest.fixture
-def service_key_secret(kubectl, namespace, aicore) -> str:
-    kubectl(
-        "create", "secret", "generic", SECRET, "-n", namespace,
-        f"--from-file=serviceKey={aicore.service_key_path}",
-    )  # fmt: skip
-    return SECRET
-
-
-def wait_for_remote_status(kubectl, namespace: str, wanted: str, *, timeout: float = 120) -> dict:
-    """Poll until status.aicore.deploymentStatus is `wanted`; return the object."""
-
-    def check() -> dict | None:
-        obj = get_emb(kubectl, namespace)
-        remote_status = obj.get("status", {}).get("aicore", {}).get("deploymentStatus")
-        return obj if remote_status == wanted else None
-
-    return wait_until(check, what=f"deploymentStatus {wanted}", timeout=timeout)
-
-
-def remote(aicore, path: str) -> Any:
-    response = httpx.get(f"{aicore.url}/v2/lm/{path}", headers=aicore.headers(), timeout=10)
-    response.raise_for_status()
-    return response.json()
-
-
-def owned(aicore, kind: str, obj: dict[str, Any]) -> list[dict[str, Any]]:
-    """Remote objects of one kind that belong to this EmbeddingModel (by our naming rules)."""
-    prefix = f"{obj['metadata']['name']}-{obj['metadata']['uid'][:8]}-"
-    items = remote(aicore, f"{kind}?scenarioId=embedding-infinity")["resources"]
-    if kind == "artifacts":
-        uid = obj["metadata"]["uid"]
-        return [
-            a
-            for a in items
-            if {"key": "ext.ai.sap.com/embeddings.ai-uid", "value": uid} in a.get("labels", [])
-        ]
-    key = "name" if kind == "configurations" else "configurationName"
-    return [i for i in items if i.get(key, "").startswith(prefix)]
-
-
-def events(kubectl, namespace: str) -> list[dict[str, Any]]:
-    return kubectl.json("get", "events", "-n", namespace)["items"]
-
-
-def assert_no_secrets(text: str, aicore) -> None:
-    assert aicore.service_key["clientsecret"] not in text
-    assert aicore.token() not in text
 
 
 @pytest.mark.slow

@@ -24,17 +24,12 @@ from embedding_operator.kube import make_client
 from embedding_operator.plan.embedding_space import CONFIRM_ANNOTATION
 from embedding_operator.reconciler import Reconciler
 from embedding_operator.settings import Settings
+from tests.fixtures.aicore_operator import SECRET, model, remote
 from tests.fixtures.cluster import Kubectl, wait_until
+from tests.fixtures.infinity import FakeInfinity
+from tests.fixtures.kserve_status import MINILM, READY, create_model, get_isvc, kserve_reports
+from tests.fixtures.manifests import get_emb as emb
 from tests.fixtures.operator import wait_for_condition
-from tests.integration.test_aicore_backend import SECRET, emb, model, remote
-from tests.integration.test_kserve_reconcile import (
-    MINILM,
-    READY,
-    create_model,
-    get_isvc,
-    kserve_reports,
-)
-from tests.unit.test_kserve_checker import FakeInfinity
 
 pytestmark = pytest.mark.integration
 

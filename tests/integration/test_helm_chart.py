@@ -26,7 +26,7 @@ import yaml
 
 from testcluster.gotool import HELM, ensure_go_tool
 from tests.fixtures.cluster import REPO_ROOT, Kubectl, wait_until
-from tests.integration.test_manifests import INSTALL, kustomize
+from tests.fixtures.manifests import INSTALL, kustomize
 
 pytestmark = pytest.mark.integration
 

@@ -35,7 +35,7 @@ from embedding_operator.reconciler import Reconciler
 from embedding_operator.settings import Settings
 from tests.fixtures.cluster import Kubectl
 from tests.fixtures.images import SERVED_NAME, free_port, wait_healthy
-from tests.integration.test_kserve_reconcile import READY, get_isvc, kserve_reports
+from tests.fixtures.kserve_status import READY, get_isvc, kserve_reports
 
 pytestmark = pytest.mark.integration
 

@@ -32,11 +32,10 @@ from embedding_operator.plan.kserve import (
 from embedding_operator.settings import Settings
 from tests.fixtures.cluster import Kubectl, kserve_crd_files, wait_until
 from tests.fixtures.infinity import FakeInfinity
+from tests.fixtures.kserve_status import MINILM, READY, cond, create_model, get_isvc, kserve_reports
 from tests.fixtures.manifests import ISVC
 
 pytestmark = pytest.mark.integration
-
-MINILM = {"name": "all-minilm-l6-v2", "uri": "hf://sentence-transformers/all-MiniLM-L6-v2"}
 
 
 @pytest.fixture
@@ -46,27 +45,6 @@ async def backend(kubeconfig: str) -> AsyncIterator[KServeBackend]:
         yield KServeBackend(client, Settings())
     finally:
         await client.close()
-
-
-def create_model(
-    kubectl: Kubectl, namespace: str, name: str, spec: dict[str, Any]
-) -> dict[str, Any]:
-    """Create (or update) an EmbeddingModel and return it as the API server stored it."""
-    kubectl.apply(
-        {
-            "apiVersion": "embeddings.ai/v1alpha1",
-            "kind": "EmbeddingModel",
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                # A parent label Argo CD would add: it must not reach the child.
-                "labels": {"app.kubernetes.io/instance": "gitops-app"},
-            },
-            "spec": {"backend": "kserve", "model": MINILM, **spec},
-        }
-    )
-    model: dict[str, Any] = kubectl.json("get", "embeddingmodel", name, "-n", namespace)
-    return model
 
 
 def context(model: dict[str, Any], status: EmbeddingModelStatus | None = None) -> ReconcileContext:
@@ -79,31 +57,6 @@ def context(model: dict[str, Any], status: EmbeddingModelStatus | None = None) -
         now=datetime.now(UTC),
         logger=logging.getLogger("test.kserve"),
     )
-
-
-def get_isvc(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
-    obj: dict[str, Any] = kubectl.json("get", ISVC, name, "-n", namespace, "--show-managed-fields")
-    return obj
-
-
-def kserve_reports(kubectl: Kubectl, namespace: str, name: str, **status: Any) -> None:
-    """Write InferenceService status as KServe's controller would (status subresource)."""
-    kubectl(
-        "patch", ISVC, name, "-n", namespace, "--subresource=status", "--type=merge",
-        "-p", json.dumps({"status": status}),
-    )  # fmt: skip
-
-
-def cond(type_: str, status: str, reason: str = "", message: str = "") -> dict[str, str]:
-    c = {"type": type_, "status": status, "lastTransitionTime": "2026-11-24T03:00:00Z"}
-    if reason:
-        c["reason"] = reason
-    if message:
-        c["message"] = message
-    return c
-
-
-READY = [cond("IngressReady", "True"), cond("PredictorReady", "True"), cond("Ready", "True")]
 
 
 def explain(result: Reconciled) -> str:
