@@ -231,10 +231,14 @@ def _bench(args: argparse.Namespace, work: Path, cluster: Cluster) -> int:
             result["sigterm_to_exit_seconds"] = None  # did not exit within 60 s
         if not args.no_baseline:
             key = json.loads(key_path.read_text())
-            base = asyncio.run(run_baseline(key, args.models, args.poll, "baseline-"))
-            result["baseline_seconds"] = base["baseline_seconds"]
-            result["baseline_calls_per_model"] = base["baseline_calls_per_model"]
-            result["ratio"] = round(elapsed / max(base["baseline_seconds"], 0.1), 2)
+            try:
+                base = asyncio.run(run_baseline(key, args.models, args.poll, "baseline-"))
+            except Exception as error:  # the operator's figures are printed anyway
+                result["baseline_error"] = f"{type(error).__name__}: {error}"[:300]
+            else:
+                result["baseline_seconds"] = base["baseline_seconds"]
+                result["baseline_calls_per_model"] = base["baseline_calls_per_model"]
+                result["ratio"] = round(elapsed / max(base["baseline_seconds"], 0.1), 2)
         print(
             json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items())
         )
