@@ -24,6 +24,7 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -246,3 +247,44 @@ class LeaderElection:
                 return "(another candidate, concurrently)"
             raise
         return None
+
+
+class RenewerThread(threading.Thread):
+    """Renews the Lease from its own thread, event loop and API client.
+
+    NB: on the operator's loop, hundreds of reconcile loops starting at once starved the renewal
+    past its deadline and the leader exited (the fault suite's burst of 250); client-go renews
+    from its own goroutine for the same reason.
+    """
+
+    def __init__(
+        self, make_election: Callable[[], LeaderElection], on_lost: Callable[[str], None]
+    ) -> None:
+        super().__init__(name="lease-renewer", daemon=True)
+        self._make_election = make_election
+        self._on_lost = on_lost
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._started = threading.Event()
+
+    def run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        election = self._make_election()  # NB: its client belongs to this thread's loop
+        election.leading = True
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(election.hold(self._on_lost))
+        self._started.set()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        finally:
+            await election.kube.close()
+
+    def stop(self, seconds: float = 5.0) -> None:
+        self._started.wait(seconds)
+        if self._loop is not None and self._task is not None:
+            self._loop.call_soon_threadsafe(self._task.cancel)
+        self.join(seconds)

@@ -90,25 +90,28 @@ async def _lead_then_operate(
     from embedding_operator.kube import make_client
     from embedding_operator.leader import (
         LeaderElection,
+        RenewerThread,
         default_identity,
         default_namespace,
     )
     from embedding_operator.settings import Settings
 
-    kube = make_client(Settings().kubeconfig)
-    election = LeaderElection(
-        kube, lease_namespace or default_namespace(namespaces), default_identity()
-    )
+    kubeconfig = Settings().kubeconfig
+    namespace = lease_namespace or default_namespace(namespaces)
+    identity = default_identity()
+    kube = make_client(kubeconfig)
+    election = LeaderElection(kube, namespace, identity)
     try:
         async with _standby(liveness):
             await election.acquire()
-        renewer = asyncio.create_task(election.hold(_exit_on_loss), name="lease renewer")
+        renewer = RenewerThread(
+            lambda: LeaderElection(make_client(kubeconfig), namespace, identity), _exit_on_loss
+        )
+        renewer.start()
         try:
             await operator()
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            await asyncio.to_thread(renewer.stop)
             await election.release()
     finally:
         await kube.close()
