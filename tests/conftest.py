@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.aicore",
     "tests.fixtures.operator",
     "tests.fixtures.images",
+    "tests.fixtures.node",
 ]
