@@ -309,10 +309,27 @@ class Controller:
     def install(self) -> None:
         """CRDs, namespace and the adapted ConfigMap (idempotent: server-side apply)."""
         root = ensure_assets()
+        apply = (
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=testcluster",
+            # NB: the API server validates (schema, webhooks); kubectl's own check would first
+            # download the OpenAPI document, megabytes with KServe's CRDs, slow on a busy machine.
+            "--validate=false",
+        )
+        for crd in crd_files():
+            # NB: one CRD per request, retried: a few are megabytes of schema, and a busy API
+            # server answers a batch of them with a request timeout.
+            for attempt in range(3):
+                try:
+                    self.kubectl(*apply, "-f", str(crd))
+                    break
+                except ClusterError as exc:
+                    if "Timeout" not in str(exc) or attempt == 2:
+                        raise
         files = [a for f in crd_files() for a in ("-f", str(f))]
-        apply = ("apply", "--server-side", "--force-conflicts", "--field-manager=testcluster")
-        self.kubectl(*apply, *files)
-        self.kubectl("wait", "--for=condition=Established", "--timeout=120s", *files)
+        self.kubectl("wait", "--for=condition=Established", "--timeout=180s", *files)
         self.kubectl(*apply, "-f", "-", input=json.dumps({
             "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE},
         }))  # fmt: skip
@@ -366,7 +383,8 @@ class Controller:
         )
         self.kubectl(
             "apply", "--server-side", "--force-conflicts", "--field-manager=testcluster",
-            "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": hooks}),
+            "--validate=false", "-f", "-",
+            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": hooks}),
         )  # fmt: skip
 
     def running(self) -> bool:
