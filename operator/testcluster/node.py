@@ -298,7 +298,7 @@ class Node:
         image_id = inspect.stdout.strip()
         names = (image, *aliases)
         label = "embeddings.ai/podman-id"
-        have = self.ctr("images", "ls", f'labels."{label}"=={image_id}', "-q").split()
+        have = self.ctr("images", "ls", "-q", f'labels."{label}"=={image_id}').split()
         if all(n in have for n in names):
             return False
         save = subprocess.Popen(
