@@ -7,7 +7,8 @@ PIP := $(VENV)/bin/pip
 export PYTHONUNBUFFERED := 1
 
 .PHONY: help venv infinity-venv helm-bin testcluster-bin cluster cluster-down aicore aicore-down \
-	podman images system-deps argocd demo up down test test-fast chaos lint fmt crds generate
+	podman images system-deps node-deps argocd demo up down demo-kserve up-kserve down-kserve \
+	test test-fast chaos lint fmt crds generate
 
 help:
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -47,7 +48,10 @@ podman: ## Install podman/buildah and the locally made Debian base image
 images: podman ## Build the serving image and the operator image with podman
 	scripts/build-images.sh
 
-system-deps: ## Debian packages the tests use (lua5.1 and redis-server for Argo CD, node, podman)
+node-deps: ## Debian packages the local node needs (runc, CNI plugins, iproute2)
+	scripts/ensure-node-deps.sh
+
+system-deps: node-deps ## Debian packages the tests use (lua5.1 and redis-server for Argo CD, node, podman)
 	scripts/ensure-lua.sh
 	scripts/ensure-redis.sh
 	scripts/ensure-node.sh
@@ -64,6 +68,15 @@ up: venv testcluster-bin infinity-venv ## Like demo, but leave cluster, AI Core 
 
 down: venv ## Stop what `make up` started
 	$(PY) scripts/sandbox.py down
+
+demo-kserve: venv testcluster-bin infinity-venv system-deps ## The KServe job end to end on a real node with KServe's controller, then clean up
+	$(PY) scripts/kserve_sandbox.py demo
+
+up-kserve: venv testcluster-bin infinity-venv system-deps ## Like demo-kserve, but leave node, KServe, operator and model running
+	$(PY) scripts/kserve_sandbox.py up
+
+down-kserve: venv ## Stop what `make up-kserve` started
+	$(PY) scripts/kserve_sandbox.py down
 
 crds generate: venv ## Regenerate crds/ and manifests/aicore/ from the Python sources of truth
 	$(PY) -m embedding_operator.cli generate

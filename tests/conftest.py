@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures.infinity",
     "tests.fixtures.js_sdk",
     "tests.fixtures.logs",
+    "tests.fixtures.node",
 ]
 
 

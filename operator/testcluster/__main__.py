@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from testcluster import kserve
 from testcluster.build import ensure_binary
 from testcluster.cluster import Cluster
 from testcluster.errors import ClusterError
@@ -30,6 +31,7 @@ def _cluster(args: argparse.Namespace) -> Cluster:
         kubeconfig=args.kubeconfig or local / "kubeconfig",
         tester_kubeconfig=args.tester_kubeconfig or local / "kubeconfig-tester",
         log_dir=args.log_dir or local / "logs",
+        node=getattr(args, "node", False) or getattr(args, "kserve", False),
     )
 
 
@@ -50,21 +52,58 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--tester-kubeconfig", type=Path, help="default .local/kubeconfig-tester")
         p.add_argument("--log-dir", type=Path, help="default .local/logs")
         if name == "up":
-            p.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for ready")
+            p.add_argument("--timeout", type=float, default=None, help="seconds to wait for ready")
+            p.add_argument(
+                "--node",
+                action="store_true",
+                help="also run a node (containerd + kubelet + kube-scheduler): pods run",
+            )
+            p.add_argument(
+                "--kserve",
+                action="store_true",
+                help=f"also run KServe's own controller {kserve.VERSION} (implies --node)",
+            )
+    imp = sub.add_parser(
+        "import-image",
+        help="import podman images into the running node's containerd (pods use them, no pulls)",
+    )
+    imp.add_argument("images", nargs="+", metavar="IMAGE[=ALIAS,...]")
+    imp.add_argument("--dir", type=Path, help="state directory (default .local/cluster)")
     args = parser.parse_args(argv)
 
     try:
         if args.command == "build":
             print(ensure_binary())
             return 0
+        if args.command == "import-image":
+            local = _repo_root() / ".local"
+            node = Cluster(args.dir or local / "cluster", log_dir=local / "logs").node
+            for spec in args.images:
+                image, _, aliases = spec.partition("=")
+                names = tuple(a for a in aliases.split(",") if a)
+                done = node.import_podman_image(image, names)
+                print(f"testcluster: {image} {'imported' if done else 'already there'}")
+            return 0
         cluster = _cluster(args)
         if args.command == "up":
             ensure_binary()
             t0 = time.monotonic()
-            if not cluster.start(timeout=args.timeout):
+            timeout = args.timeout or (240.0 if cluster.node_mode else 90.0)
+            if not cluster.start(timeout=timeout):
                 print("testcluster: already running")
             else:
                 print(f"testcluster: ready in {time.monotonic() - t0:.1f}s")
+            if args.kserve:
+                controller = cluster.kserve_controller()
+                if controller.running():
+                    print("testcluster: KServe controller already running")
+                else:
+                    t1 = time.monotonic()
+                    controller.start()
+                    print(
+                        f"testcluster: KServe {kserve.VERSION} ready "
+                        f"in {time.monotonic() - t1:.1f}s"
+                    )
             for line in cluster.status_lines():
                 print(f"  {line}")
             print(f"  try: kubectl --kubeconfig {cluster.kubeconfig} get ns")

@@ -9,6 +9,7 @@ a file lock keeps two concurrent `build` calls from compiling twice.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -158,10 +159,20 @@ def _build(module_dir: Path, target: Path, *, quiet: bool) -> None:
         )
 
 
+#: A binary of other wrapper sources is deleted only when unused this long: several checkouts
+#: (branches, worktrees) of different sources share one cache and each needs its own binary.
+PRUNE_AFTER_SECONDS = 7 * 24 * 3600
+
+
 def _prune(keep: Path) -> None:
-    """Delete binaries of older wrapper sources (~120 MB each); running ones are unaffected."""
+    """Delete binaries of other wrapper sources (~120 MB each) not used for a week."""
+    cutoff = time.time() - PRUNE_AFTER_SECONDS
     for old in keep.parent.glob("testcluster-*"):
         if old.name.startswith(keep.name):
             continue
-        if re.fullmatch(r"testcluster-[0-9a-f]{16}(\.build\.log)?", old.name):
-            old.unlink(missing_ok=True)
+        if not re.fullmatch(r"testcluster-[0-9a-f]{16}(\.build\.log)?", old.name):
+            continue
+        with contextlib.suppress(OSError):
+            stat = old.stat()
+            if max(stat.st_mtime, stat.st_atime) < cutoff:
+                old.unlink()

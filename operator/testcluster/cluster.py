@@ -34,6 +34,8 @@ from typing import Any
 
 import yaml
 
+from testcluster import kserve as kserve_mod
+from testcluster import node as node_mod
 from testcluster import pki
 from testcluster.build import built_binary
 from testcluster.errors import ClusterError
@@ -83,6 +85,8 @@ class _State:
     startup_seconds: float = 0.0
     #: seconds until each component was ready (startup profile for `up` and bench/)
     phases: dict[str, float] = field(default_factory=dict)
+    #: node mode: kubelet + containerd + kube-scheduler run too (testcluster.node)
+    node: bool = False
 
 
 def _free_ports(n: int) -> list[int]:
@@ -185,14 +189,18 @@ class Cluster:
         kubeconfig: Path | str | None = None,
         tester_kubeconfig: Path | str | None = None,
         log_dir: Path | str | None = None,
+        node: bool = False,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
+        #: node mode requested for the next start (a running cluster's mode is in its state)
+        self.node_mode = node
         self.kubeconfig = Path(kubeconfig or self.state_dir / "kubeconfig").resolve()
         self.tester_kubeconfig = Path(
             tester_kubeconfig or self.state_dir / "kubeconfig-tester"
         ).resolve()
         self.log_dir = Path(log_dir or self.state_dir.parent / "logs").resolve()
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.node = node_mod.Node(self.state_dir, self.log_dir)
 
     # -- paths and credentials -------------------------------------------------------------
 
@@ -255,6 +263,12 @@ class Cluster:
         state = self._state()
         return state.startup_seconds if state else 0.0
 
+    def kserve_controller(self) -> kserve_mod.Controller:
+        """KServe's controller for this cluster (state in `<state_dir>/kserve`)."""
+        return kserve_mod.Controller(
+            self.kubeconfig, self.state_dir / "kserve", self.log_file("kserve-controller")
+        )
+
     # -- probes ----------------------------------------------------------------------------
 
     def _get(self, url: str, *, token: str | None = None, timeout: float = 2.0) -> tuple[int, str]:
@@ -294,6 +308,8 @@ class Cluster:
         state = self._state()
         if state is None or set(state.pids) != set(COMPONENTS):
             return False
+        if state.node and not all(self.node.alive().values()):
+            return False
         deadline = time.monotonic() + patience
         while all(self._alive(state).values()):
             if self._get(f"{state.server}/readyz", token=self.admin_token)[0] == 200:
@@ -322,6 +338,13 @@ class Cluster:
         """
         with self._locked():
             if self.is_running():
+                state = self._state()
+                if state is not None and state.node != self.node_mode:
+                    running = "with" if state.node else "without"
+                    raise ClusterError(
+                        f"a cluster {running} a node already runs in {self.state_dir}; "
+                        "stop it first (`python -m testcluster down`)"
+                    )
                 return False
             self._stop()  # stale or half-started leftovers: clean slate
             self._start(timeout=timeout, detach=detach)
@@ -354,6 +377,11 @@ class Cluster:
             pki.Identity(TESTER_USER, pki.new_token()),
             pki.Identity(CONTROLLER_MANAGER_USER, pki.new_token()),
         ]
+        if self.node_mode:
+            identities += [
+                pki.Identity(node_mod.KUBELET_USER, pki.new_token(), ("system:nodes",)),
+                pki.Identity(node_mod.SCHEDULER_USER, pki.new_token()),
+            ]
         keys = pki.generate(self.pki_dir, identities)
         etcd_port, etcd_peer_port, api_port = _free_ports(3)
         server = f"https://127.0.0.1:{api_port}"
@@ -365,6 +393,7 @@ class Cluster:
             log_dir=str(self.log_dir),
             ports={"etcd": etcd_port, "etcd-peer": etcd_peer_port, "kube-apiserver": api_port},
             started_at=time.time(),
+            node=self.node_mode,
         )
 
         # etcd and the API server start together: the API server spends its first seconds
@@ -398,12 +427,10 @@ class Cluster:
             f"--api-audiences={SERVICE_ACCOUNT_ISSUER}",
             f"--service-account-key-file={keys.sa_pub}",
             f"--service-account-signing-key-file={keys.sa_key}",
-            # No kubelet, hence no pods to mount tokens into: ServiceAccount admission would
-            # only reject pods whose service account does not exist yet.
-            "--disable-admission-plugins=ServiceAccount",
             # NB: the `kubernetes` Service's endpoints may not be loopback; skip that reconciler.
             "--endpoint-reconciler-type=none",
             "--profiling=false",
+            *self._apiserver_mode_flags(keys),
         ], detach=detach)
         # fmt: on
         self._wait(
@@ -450,9 +477,11 @@ class Cluster:
         state.phases[APISERVER] = round(time.monotonic() - started, 2)
 
         # fmt: off
+        controllers = CONTROLLERS + (node_mod.NODE_CONTROLLERS if self.node_mode else ())
         self._spawn(state, CONTROLLER_MANAGER, [
             f"--kubeconfig={kcm_kubeconfig}",
-            f"--controllers={','.join(CONTROLLERS)}",
+            f"--controllers={','.join(controllers)}",
+            f"--root-ca-file={keys.ca_cert}",
             # Each controller acts as its own service account (TokenRequest), as in kubeadm
             # clusters, so RBAC for the GC and namespace controllers is the real bootstrap policy.
             "--use-service-account-credentials=true",
@@ -461,17 +490,94 @@ class Cluster:
             "--profiling=false",
         ], detach=detach)
         # fmt: on
+        if self.node_mode:
+            self._start_node(state, ca_pem, tokens, deadline, detach=detach)
         state.startup_seconds = round(time.monotonic() - started, 2)
         self._save(state)
 
+    def _apiserver_mode_flags(self, keys: pki.Pki) -> list[str]:
+        if not self.node_mode:
+            # No kubelet, hence no pods to mount tokens into: ServiceAccount admission would
+            # only reject pods whose service account does not exist yet.
+            return ["--disable-admission-plugins=ServiceAccount"]
+        return [
+            f"--kubelet-client-certificate={keys.kubelet_client_cert}",
+            f"--kubelet-client-key={keys.kubelet_client_key}",
+            # The node's InternalIP is the pod bridge's address; its hostname may not resolve.
+            "--kubelet-preferred-address-types=InternalIP",
+        ]
+
+    def _start_node(
+        self,
+        state: _State,
+        ca_pem: bytes,
+        tokens: dict[str, str],
+        deadline: float,
+        *,
+        detach: bool,
+    ) -> None:
+        started = time.monotonic() - state.phases.get(APISERVER, 0.0)
+
+        def kubeconfig(user: str, token: str, context: str) -> str:
+            return yaml.safe_dump(_kubeconfig(state.server, ca_pem, user, token, context))
+
+        def spawn(
+            argv: list[str], component: str, log_path: Path, detach: bool
+        ) -> subprocess.Popen[bytes]:
+            return self._popen(argv, component, log_path, detach=detach)
+
+        phases = self.node.start(
+            binary=state.binary,
+            server=state.server,
+            ca_file=self.ca_file,
+            kubelet_token=tokens[node_mod.KUBELET_USER],
+            scheduler_token=tokens[node_mod.SCHEDULER_USER],
+            kubeconfig=kubeconfig,
+            detach=detach,
+            deadline=deadline,
+            spawn=spawn,
+        )
+        for name, seconds in phases.items():
+            state.phases[name] = round(seconds + state.phases.get(APISERVER, 0.0), 2)
+        admin = tokens[ADMIN_USER]
+        self._wait(
+            state,
+            f"node {node_mod.NODE_NAME} Ready",
+            lambda: self._node_ready(state.server, admin),
+            deadline,
+        )
+        state.phases["node-ready"] = round(time.monotonic() - started, 2)
+
+    def _node_ready(self, server: str, token: str) -> bool:
+        if not all(self.node.alive().values()):
+            dead = [c for c, ok in self.node.alive().items() if not ok]
+            raise ClusterError(
+                f"step 'node Ready': {', '.join(dead)} exited; logs in {self.log_dir}\n"
+                + _log_tail(self.log_file(dead[0]))
+            )
+        code, body = self._get(f"{server}/api/v1/nodes/{node_mod.NODE_NAME}", token=token)
+        if code != 200:
+            return False
+        conditions = json.loads(body).get("status", {}).get("conditions") or []
+        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
     def _spawn(self, state: _State, component: str, args: list[str], *, detach: bool) -> None:
-        log_path = self.log_file(component)
+        proc = self._popen(
+            [state.binary, component, *args], component, self.log_file(component), detach=detach
+        )
+        self._procs[component] = proc
+        state.pids[component] = proc.pid
+        self._save(state)
+
+    def _popen(
+        self, argv: list[str], component: str, log_path: Path, *, detach: bool
+    ) -> subprocess.Popen[bytes]:
         with log_path.open("ab") as log:
             log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {component}\n".encode())
             log.flush()
             preexec: Callable[[], None] | None = None if detach else _die_with_parent
-            proc = subprocess.Popen(
-                [state.binary, component, *args],
+            return subprocess.Popen(
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -479,9 +585,6 @@ class Cluster:
                 start_new_session=True,  # detached from our terminal and its Ctrl-C
                 preexec_fn=preexec,  # only a prctl call: safe between fork and exec
             )
-        self._procs[component] = proc
-        state.pids[component] = proc.pid
-        self._save(state)
 
     def _wait(self, state: _State, step: str, ready: Callable[[], bool], deadline: float) -> None:
         while True:
@@ -512,6 +615,10 @@ class Cluster:
 
     def _stop(self, *, timeout: float = 20.0) -> None:
         state = self._state()
+        # KServe's controller (if `up --kserve` started one), then the node: their processes must
+        # not outlive the API server they talk to.
+        self.kserve_controller().stop(remove_webhooks=False)
+        self.node.stop(timeout=timeout)
         if state is not None:
             # Controller manager first (it would only log errors otherwise), then the API
             # server, then etcd, so the API server can shut down cleanly against its storage.
@@ -574,6 +681,9 @@ class Cluster:
         for component in COMPONENTS:
             pid = state.pids.get(component)
             yield f"{component:<24} pid {pid} {'running' if alive.get(component) else 'DEAD'}"
+        if state.node:
+            for component, ok in self.node.alive().items():
+                yield f"{component:<24} {'running' if ok else 'DEAD'} (node {node_mod.NODE_NAME})"
         yield f"server                   {state.server}"
         profile = ", ".join(f"{c} {t:.1f}s" for c, t in state.phases.items())
         yield f"startup                  {state.startup_seconds:.1f}s ({profile})"

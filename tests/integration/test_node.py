@@ -1,0 +1,116 @@
+"""The node mode of the local cluster: pods really run (containerd + kubelet + kube-scheduler).
+
+One node cluster per session (`node_cluster`); its teardown is checked for leftovers (mounts,
+cgroups, bridge, shims) when the session ends.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from testcluster import node as node_mod
+from tests.fixtures.cluster import Kubectl, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def _deployment(name: str, image: str, args: list[str]) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "containers": [
+                        {
+                            "name": "probe",
+                            "image": image,
+                            "imagePullPolicy": "Never",
+                            "args": args,
+                            "resources": {"limits": {"memory": "32Mi", "cpu": "100m"}},
+                            "securityContext": {
+                                "runAsNonRoot": True,
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def _pod(kubectl: Kubectl, namespace: str, app: str) -> dict[str, Any] | None:
+    pods = kubectl.json("get", "pods", "-n", namespace, "-l", f"app={app}")["items"]
+    return pods[0] if pods else None
+
+
+def test_node_registers_ready_with_the_bridge_address(node_kubectl: Kubectl) -> None:
+    node = node_kubectl.json("get", "node", node_mod.NODE_NAME)
+    ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}
+    assert ready["Ready"] == "True"
+    addresses = {a["type"]: a["address"] for a in node["status"]["addresses"]}
+    assert addresses["InternalIP"] == node_mod.NODE_IP
+    assert node["status"]["nodeInfo"]["kubeletVersion"].startswith("v1.36.")
+    runtime = node["status"]["nodeInfo"]["containerRuntimeVersion"]
+    assert runtime.startswith(f"containerd://{node_mod.CONTAINERD_VERSION.lstrip('v')}")
+    assert not node["spec"].get("taints"), "the node keeps a taint: pods would not schedule"
+
+
+def test_a_deployment_runs_a_pod_the_host_reaches(
+    node_kubectl: Kubectl, node_namespace: str, probe_image: str
+) -> None:
+    node_kubectl.apply(_deployment("probe", probe_image, ["serve"]), "-n", node_namespace)
+
+    def running() -> dict[str, Any] | None:
+        pod = _pod(node_kubectl, node_namespace, "probe")
+        ready = pod and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in pod["status"].get("conditions") or []
+        )
+        return pod if ready and pod["status"].get("podIP") else None
+
+    pod = wait_until(running, what="the probe pod to run", timeout=120)
+    ip = pod["status"]["podIP"]
+    assert ipaddress.ip_address(ip) in ipaddress.ip_network(node_mod.POD_SUBNET)
+    answer = httpx.get(f"http://{ip}:8080/", timeout=10)
+    assert answer.text == f"probe {pod['metadata']['name']}\n"
+    logs = node_kubectl("logs", "-n", node_namespace, pod["metadata"]["name"]).stdout
+    assert "probe ready" in logs
+    # Limits are enforced by the kubelet through the pod's cgroup.
+    limits = pod["spec"]["containers"][0]["resources"]["limits"]
+    assert limits == {"memory": "32Mi", "cpu": "100m"}
+
+
+def test_a_crashing_container_reports_its_last_message(
+    node_kubectl: Kubectl, node_namespace: str, probe_image: str
+) -> None:
+    message = "model directory /mnt/models is empty"
+    node_kubectl.apply(_deployment("crash", probe_image, ["fail", message]), "-n", node_namespace)
+
+    def crash_looping() -> dict[str, Any] | None:
+        pod = _pod(node_kubectl, node_namespace, "crash")
+        statuses = (pod or {}).get("status", {}).get("containerStatuses") or []
+        if not statuses:
+            return None
+        waiting = statuses[0].get("state", {}).get("waiting") or {}
+        last = statuses[0].get("lastState", {}).get("terminated") or {}
+        return statuses[0] if waiting.get("reason") == "CrashLoopBackOff" and last else None
+
+    status = wait_until(crash_looping, what="CrashLoopBackOff", timeout=120)
+    last = status["lastState"]["terminated"]
+    assert last["exitCode"] == 3
+    assert last["message"] == message, json.dumps(status)
