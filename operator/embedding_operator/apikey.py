@@ -83,11 +83,13 @@ async def read_api_key(kube: AsyncClient, namespace: str, ref: ApiKeySecretRef) 
     person fixes (a missing or unreadable Secret keeps its reason, e.g. SecretForbidden)."""
     try:
         secret = await read_secret(
-            kube, namespace, ref.name, fix=f"create it, e.g. {create_hint(namespace, ref)}"
+            kube,
+            namespace,
+            ref.name,
+            fix=f"create it, e.g. {create_hint(namespace, ref)}",
+            field="spec.kserve.auth.apiKeySecretRef",
         )
     except SecretProblem as problem:
-        raise ApiKeyUnavailable(
-            f"{problem.message} (spec.kserve.auth.apiKeySecretRef)", problem.reason
-        ) from None
+        raise ApiKeyUnavailable(problem.message, problem.reason) from None
     version = (secret.metadata.resourceVersion if secret.metadata else None) or ""
     return api_key_from(secret.data, version, namespace, ref)

@@ -95,13 +95,16 @@ class SecretProblem(Exception):
         self.message = message
 
 
-async def read_secret(client: AsyncClient, namespace: str, name: str, *, fix: str) -> Secret:
+async def read_secret(
+    client: AsyncClient, namespace: str, name: str, *, fix: str, field: str | None = None
+) -> Secret:
     """The Secret namespace/name, the one read of a referenced Secret (service key, API key).
 
-    404 and 403 are `SecretProblem`s a person fixes (`fix` says how to create it); other
-    API failures (5xx, no connection) are raised as `KubeError` for the retry policy.
+    404 and 403 are `SecretProblem`s a person fixes (`fix` says how to create it, `field` names
+    the spec field that refers to it); other API failures (5xx, no connection) are raised as
+    `KubeError` for the retry policy.
     """
-    where = f"Secret {namespace}/{name}"
+    where = f"Secret {namespace}/{name}" + (f" ({field})" if field else "")
     try:
         return await client.get(Secret, name, namespace=namespace)
     except (ApiError, httpx2.HTTPError) as raw:

@@ -198,7 +198,12 @@ def test_deployment_deleted_behind_the_operators_back_is_recreated(
         e["reason"] in ("DeploymentMissing", "DeploymentStopped") and old in e["message"]
         for e in warnings
     ), warnings
-    assert len(owned(aicore, "deployments", obj)) == 1
+    # NB: the replaced deployment is stopped, then deleted, on the operator's next passes.
+    wait_until(
+        lambda: len(owned(aicore, "deployments", obj)) == 1,
+        what="exactly one owned deployment left",
+        timeout=60,
+    )
 
 
 def test_converges_through_rate_limits_server_errors_and_slow_pending(

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from embedding_operator.backends.kserve import KServeBackend, http_checker
+from embedding_operator.backends.kserve import KServeBackend, explain_401, http_checker
 from embedding_operator.cli import main
 from embedding_operator.kube import make_client
 from embedding_operator.plan.kserve import API_KEY_ENV, API_KEY_VERSION_ANNOTATION
@@ -251,7 +251,7 @@ def test_authenticated_endpoint_from_secret_to_401_to_rotation(
     assert capsys.readouterr().out == "1 vector x 384 dimensions\n"
 
     # The serving check itself: without a key a 401 names spec.kserve.auth.
-    unauthenticated = asyncio.run(http_checker(30)(endpoint, SERVED_NAME))
+    unauthenticated = explain_401(asyncio.run(http_checker(30)(endpoint, SERVED_NAME)), None)
     assert unauthenticated.error is not None and "set spec.kserve.auth" in unauthenticated.error
 
 

@@ -72,7 +72,7 @@ InferenceService = create_namespaced_resource(ISVC_GROUP, ISVC_VERSION, ISVC_KIN
 #: API key's Authorization) are passed only for objects with spec.kserve.auth.
 ServingChecker = Callable[..., Awaitable[CheckResult]]
 
-__all__ = ["CHECK_INPUT", "KServeBackend", "http_checker", "refusal"]
+__all__ = ["CHECK_INPUT", "KServeBackend", "explain_401", "http_checker", "refusal"]
 #: How long a Ready object keeps its last check before the next request, in seconds.
 CHECK_INTERVAL = 600.0
 
@@ -80,6 +80,19 @@ CHECK_INTERVAL = 600.0
 def http_checker(timeout: float = 30.0) -> Probe:
     """The real serving check: the shared probe (probe.py), reachability decided by the caller."""
     return Probe(timeout)
+
+
+def explain_401(result: CheckResult, api_key: ApiKey | None) -> CheckResult:
+    """A 401 from the serving check says what to do about the key (spec.kserve.auth)."""
+    if not result.error or " returned HTTP 401" not in result.error:
+        return result
+    hint = (
+        "the server wants an API key: set spec.kserve.auth"
+        if api_key is None
+        else "the key in spec.kserve.auth's Secret is not the one the pods run with: after a "
+        "rotation, wait for the new pods"
+    )
+    return replace(result, error=f"{result.error} ({hint})")
 
 
 class KServeBackend:
@@ -196,15 +209,7 @@ class KServeBackend:
             result = await self.checker(url, ctx.spec.model.name)
         else:
             result = await self.checker(url, ctx.spec.model.name, api_key.headers())
-        if result.error and " returned HTTP 401" in result.error:
-            hint = (
-                "the server wants an API key: set spec.kserve.auth"
-                if api_key is None
-                else "the key in spec.kserve.auth's Secret is not the one the pods run with: "
-                "after a rotation, wait for the new pods"
-            )
-            result = replace(result, error=f"{result.error} ({hint})")
-        return judge_serving(ctx.spec, subject, result, ctx.now)
+        return judge_serving(ctx.spec, subject, explain_401(result, api_key), ctx.now)
 
     async def finalize(self, ctx: ReconcileContext) -> Finalized:
         # The InferenceService carries a controller owner reference: the garbage collector
