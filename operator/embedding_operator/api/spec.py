@@ -266,20 +266,27 @@ class Replicas(_Model):
     max: int = Field(default=1, ge=1, le=1000, description="Maximum replicas.")
 
 
-class SecretKeyRef(_Model):
-    """A key in a Secret in the object's namespace."""
-
-    name: str = Field(
+#: A Secret's name (a DNS subdomain) and the rules for a key in it: one definition for every
+#: Secret reference (the AI Core service key, the KServe API key).
+SecretName = Annotated[
+    str,
+    Field(
         min_length=1,
         max_length=253,
         pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
         description="Secret name, in the EmbeddingModel's namespace.",
-    )
+    ),
+]
+_SECRET_KEY: dict[str, Any] = {"min_length": 1, "max_length": 253, "pattern": r"^[-._a-zA-Z0-9]+$"}
+
+
+class SecretKeyRef(_Model):
+    """A key in a Secret in the object's namespace."""
+
+    name: SecretName
     key: str = Field(
         default="serviceKey",
-        min_length=1,
-        max_length=253,
-        pattern=r"^[-._a-zA-Z0-9]+$",
+        **_SECRET_KEY,
         description="Key holding the AI Core service-key JSON.",
     )
 
@@ -436,17 +443,10 @@ class Resources(_Model):
 class ApiKeySecretRef(_Model):
     """A key in a Secret in the object's namespace that holds an API key."""
 
-    name: str = Field(
-        min_length=1,
-        max_length=253,
-        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
-        description="Secret name, in the EmbeddingModel's namespace.",
-    )
+    name: SecretName
     key: str = Field(
         default="apiKey",
-        min_length=1,
-        max_length=253,
-        pattern=r"^[-._a-zA-Z0-9]+$",
+        **_SECRET_KEY,
         description="Key holding the API key (default apiKey).",
     )
 
