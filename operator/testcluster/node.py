@@ -315,7 +315,10 @@ class Node:
         names = (image, *aliases)
         label = "embeddings.ai/podman-id"
         have = self.ctr("images", "ls", "-q", f'labels."{label}"=={image_id}').split()
-        if all(n in have for n in names):
+        if image in have:  # this build is in the (kept) store: at most a new name for it
+            for alias in (a for a in aliases if a not in have):
+                self.ctr("images", "tag", "--force", image, alias)
+                self.ctr("images", "label", alias, f"{label}={image_id}")
             return False
         save = subprocess.Popen(
             [podman, "save", "--format", "docker-archive", image], stdout=subprocess.PIPE
