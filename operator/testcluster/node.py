@@ -312,6 +312,7 @@ class Node:
         if inspect.returncode != 0:
             raise ClusterError(f"step 'import image': podman has no image {image}: build it first")
         image_id = inspect.stdout.strip()
+        image, aliases = _normalized(image), tuple(_normalized(a) for a in aliases)
         names = (image, *aliases)
         label = "embeddings.ai/podman-id"
         have = self.ctr("images", "ls", "-q", f'labels."{label}"=={image_id}').split()
@@ -734,6 +735,19 @@ disabled_plugins = [
 
 
 # --- host plumbing -------------------------------------------------------------------------------
+
+
+def _normalized(name: str) -> str:
+    """An image name as the CRI plugin spells it (`busybox:1` → `docker.io/library/busybox:1`).
+
+    A short name tagged with `ctr` stays short, and the CRI then fails every container of that
+    image id with "image docker.io/library/…: not found"; in a kept store, for good."""
+    first, _, rest = name.partition("/")
+    if not rest:
+        return f"docker.io/library/{name}"
+    if "." in first or ":" in first or first == "localhost":
+        return name
+    return f"docker.io/{name}"
 
 
 def _try_lock(lock: io.TextIOWrapper) -> bool:
