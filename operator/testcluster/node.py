@@ -43,8 +43,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from testcluster.build import _go_executable, cache_dir, kubernetes_version
+from testcluster.build import kubernetes_version
 from testcluster.errors import ClusterError
+from testcluster.gobuild import cache_dir, go_executable, module_source
 
 CONTAINERD_MODULE = "github.com/containerd/containerd/v2"
 CONTAINERD_VERSION = "v2.2.9"
@@ -122,7 +123,7 @@ def ensure_containerd(version: str = CONTAINERD_VERSION, *, quiet: bool = False)
             print(f"testcluster: building containerd {version} (1-3 min); log: {log_path}")
         with log_path.open("w") as log:
             proc = subprocess.run(
-                [_go_executable(), "install", "-trimpath", "-ldflags=-s -w", *pkgs],
+                [go_executable(), "install", "-trimpath", "-ldflags=-s -w", *pkgs],
                 env=env,
                 cwd=target.parent,
                 stdout=log,
@@ -141,22 +142,7 @@ def ensure_containerd(version: str = CONTAINERD_VERSION, *, quiet: bool = False)
 
 
 def _kubernetes_module_dir() -> Path:
-    version = kubernetes_version()
-    proc = subprocess.run(
-        [_go_executable(), "mod", "download", "-json", f"k8s.io/kubernetes@{version}"],
-        capture_output=True,
-        text=True,
-        cwd=cache_dir(),
-        env=dict(os.environ, GOTOOLCHAIN="local"),
-        check=False,
-    )
-    try:
-        directory = json.loads(proc.stdout or "{}").get("Dir")
-    except ValueError:
-        directory = None
-    if proc.returncode != 0 or not directory:
-        raise ClusterError(f"step 'go mod download k8s.io/kubernetes@{version}' failed")
-    return Path(directory)
+    return module_source("k8s.io/kubernetes", str(kubernetes_version()))
 
 
 def ensure_pause_archive() -> Path:
