@@ -127,7 +127,14 @@ def test_an_api_server_outage_is_a_few_lines_per_object(
     finally:
         os.kill(apiserver, signal.SIGCONT)
     thawed = time.monotonic()
-    wait_until(lambda: operator.healthy(), what="operator healthy", timeout=60)
+    # NB: the leader cannot renew its Lease while the API server is frozen for longer than the
+    # renew deadline (10 s), so it exits 1, as controller-runtime's managers do, and kubelet
+    # restarts the container; this case restarts it the same way. (The case was written before
+    # leader election, when the process rode the outage out.)
+    assert operator.proc is not None
+    assert operator.proc.wait(timeout=60) == 1
+    assert "lost Lease" in operator.logs()
+    operator.start()
     # A change after the outage is served: the operator's watch came back.
     subprocess.run(
         ["kubectl", "--kubeconfig", str(cluster.kubeconfig), "annotate", "emb", "o0",
@@ -142,6 +149,6 @@ def test_an_api_server_outage_is_a_few_lines_per_object(
     figures["outage_seconds"] = 60
     figures["log_lines_during_and_after"] = len(lines)
     figures["tracebacks"] = sum("Traceback" in line for line in lines)
-    figures["restarts"] = 0
+    figures["restarts"] = 1
     assert figures["tracebacks"] == 0
     assert len(lines) < 10 * n, f"{len(lines)} log lines for {n} models"
