@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from typing import Any, cast
+from collections.abc import Coroutine, Mapping
+from typing import Any, TypeVar, cast
 
 import kopf
 
@@ -29,28 +29,37 @@ from embedding_operator.reconciler import Reconciler
 from embedding_operator.retry import describe, is_transient
 
 RESOURCE = (GROUP, VERSION, PLURAL)
+OPERATOR_EXITING = kopf.DaemonStoppingReason.OPERATOR_EXITING
+T = TypeVar("T")
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
 # How often a waiting loop looks at the (watch-updated) body for a user change.
 CHANGE_CHECK_SECONDS = 0.5
-# Shutdown (SIGTERM): a pass in flight may finish for this long, then it is cancelled and gets
-# DAEMON_CANCEL_SECONDS more. Both together stay well inside a pod's 30 s grace period.
-DAEMON_FINISH_SECONDS = 5.0
-DAEMON_CANCEL_SECONDS = 5.0
+# Deletion and shutdown go through kopf's own daemon stopping: a pass in flight may finish for
+# DAEMON_FINISH_SECONDS, then kopf cancels it and waits DAEMON_CANCEL_SECONDS for it to unwind.
+# On shutdown the first loop told to stop cancels every pass at once (ActiveLoops.exit).
+# NB: 5 + 5 s, one daemon after another, made 250 new objects outlast the 30 s grace period.
+DAEMON_FINISH_SECONDS = 1.0
+DAEMON_CANCEL_SECONDS = 2.0
 
 
 class ActiveLoops:
-    """Counts running reconcile loops, so clean-up closes the clients only after the last one.
+    """The running reconcile loops: the operator's exit cancels every pass in flight at once,
+    and clean-up closes the clients only after the last loop has left.
 
-    NB: kopf stops its daemons and runs the cleanup handlers concurrently; closing the HTTP
-    clients first made the loops still running fail with "the client has been closed".
+    NB: kopf stops daemons one after another, each after its own `cancellation_backoff`. With
+    250 new objects, the passes not yet told kept creating remote objects while kopf walked the
+    list (9 s on a busy node), which slowed the walk itself. Cancelling is safe: every pass
+    finds before it creates, so the next leader resumes what a cancelled pass began.
     """
 
     def __init__(self) -> None:
         self.count = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self.exiting = asyncio.Event()
+        self._passes: set[asyncio.Future[Any]] = set()
 
     def enter(self) -> None:
         self.count += 1
@@ -67,6 +76,36 @@ class ActiveLoops:
         except TimeoutError:
             return False
         return True
+
+    def exit(self) -> None:
+        """The operator is exiting: cancel every pass in flight; loops then end."""
+        if not self.exiting.is_set():
+            self.exiting.set()
+            for task in list(self._passes):
+                task.cancel()
+
+    async def watch(self, stopped: kopf.DaemonStopped) -> None:
+        """One loop's stopper: the first one that says the operator exits stops every loop."""
+        await stopped.wait()
+        if stopped.reason is not None and OPERATOR_EXITING in stopped.reason:
+            self.exit()
+
+    async def run(self, work: Coroutine[Any, Any, T]) -> T | None:
+        """Run one pass; None when the operator's exit cancelled it."""
+        if self.exiting.is_set():
+            work.close()
+            return None
+        task = asyncio.ensure_future(work)
+        self._passes.add(task)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self.exiting.is_set() and current is not None and not current.cancelling():
+                return None  # the pass was cancelled, not this loop
+            raise
+        finally:
+            self._passes.discard(task)
 
 
 def user_state(body: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -85,14 +124,19 @@ def user_state(body: Mapping[str, Any]) -> tuple[Any, ...]:
     return (meta.get("generation"), ours, meta.get("deletionTimestamp"))
 
 
-async def wait_for_change(body: Mapping[str, Any], seconds: float, stopped: Any = None) -> None:
-    """Sleep up to `seconds`, returning early when the user changes the object or the operator
-    stops (`stopped`: kopf's daemon flag, truthy once set)."""
+async def wait_for_change(
+    body: Mapping[str, Any],
+    seconds: float,
+    stopped: Any = None,
+    exiting: asyncio.Event | None = None,
+) -> None:
+    """Sleep up to `seconds`; return early when the user changes the object, its daemon is
+    stopped (`stopped`: kopf's daemon flag, truthy once set) or the operator exits."""
     loop = asyncio.get_running_loop()
     before, deadline = user_state(body), loop.time() + seconds
     while (left := deadline - loop.time()) > 0:
         await asyncio.sleep(min(CHANGE_CHECK_SECONDS, left))
-        if user_state(body) != before or stopped:
+        if user_state(body) != before or stopped or (exiting is not None and exiting.is_set()):
             return
 
 
@@ -143,13 +187,25 @@ def authenticate(settings: kopf.OperatorSettings, **kwargs: Any) -> kopf.Connect
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, logger: Logger, **_: Any) -> None:
     loops: ActiveLoops | None = memo.get("loops")
-    if loops is not None and not await loops.wait_idle(
-        DAEMON_FINISH_SECONDS + DAEMON_CANCEL_SECONDS + 1
-    ):
+    if loops is not None and not await loops.wait_idle(DAEMON_CANCEL_SECONDS):
         logger.warning("%d reconcile loops still running at shutdown", loops.count)
     reconciler: Reconciler | None = memo.get("reconciler")
     if reconciler is not None:
         await reconciler.close()
+    release_watch_pause_waiters()
+
+
+def release_watch_pause_waiters() -> None:
+    """Cancel the pause-waiter tasks of kopf's watch streams, which kopf leaves behind.
+
+    NB: kopf 1.45 cancels its watcher between two events while it feeds a burst of new objects
+    to their workers; the watch generator is then never closed, so the task it made to wait for
+    a pause (peering; never needed here) lives on, and kopf's last step waits 5 s for such
+    "hung" tasks before it cancels them itself. Found by the 250-model shutdown case.
+    """
+    for task in asyncio.all_tasks():
+        if task.get_name().startswith("pause-waiter for ") and not task.done():
+            task.cancel()
 
 
 @kopf.daemon(
@@ -166,17 +222,23 @@ async def reconcile_loop(
     failures = 0
     # NB: kopf runs each daemon as its own asyncio task, so this binding is this object's only.
     logs.bind(body)
+
+    async def one_pass() -> float:
+        # NB: before anything is created remotely with the key (protection.py).
+        if (secret := secret_of(body)) and not body.metadata.deletion_timestamp:
+            await protection.use(body.metadata.namespace or "", body.metadata.uid or "", secret)
+        return await reconciler.reconcile(body, logger)
+
     loops.enter()
+    watcher = asyncio.ensure_future(loops.watch(stopped))
     try:
-        while not stopped:
+        while not stopped and not loops.exiting.is_set():
             # NB: the daemon's body is a live view, refreshed by every watch event.
             try:
-                # NB: before anything is created remotely with the key (protection.py).
-                if (secret := secret_of(body)) and not body.metadata.deletion_timestamp:
-                    await protection.use(
-                        body.metadata.namespace or "", body.metadata.uid or "", secret
-                    )
-                delay = await reconciler.reconcile(body, logger)
+                done = await loops.run(one_pass())
+                if done is None:
+                    break  # the operator exits
+                delay = done
                 if failures:
                     logger.info("reconcile passes work again after %d failures", failures)
                 failures = 0
@@ -184,8 +246,9 @@ async def reconcile_loop(
                 failures += 1
                 delay = min(2.0**failures, reconciler.settings.intervals.retry_max)
                 log_failure(logger, error, failures, delay)
-            await wait_for_change(body, delay, stopped)
+            await wait_for_change(body, delay, stopped, loops.exiting)
     finally:
+        watcher.cancel()
         loops.leave()
 
 

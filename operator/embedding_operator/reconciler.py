@@ -53,6 +53,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 timestamp of the API server (e.g. "2026-12-01T14:00:00Z"), or None."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def describe_validation_error(error: pydantic.ValidationError) -> str:
     """'spec.model.uri: String should match pattern …' lines, naming each field."""
     parts = []
@@ -104,6 +115,7 @@ class Reconciler:
             annotations=dict(meta.get("annotations") or {}),
             now=self.clock(),
             logger=logger,
+            deletion_started=_parse_time(meta.get("deletionTimestamp")),
         )
 
     async def reconcile(self, body: Mapping[str, Any], logger: Any) -> float:

@@ -55,5 +55,11 @@ class Settings:
     """Upper bound of one AI Core pass, so a frozen AI Core never blocks an object's loop.
     Default 90 s."""
 
+    deletion_deadline: float = field(
+        default_factory=lambda: _float("EMB_DELETION_DEADLINE_SECONDS", 300.0)
+    )
+    """How long a deletion may wait for an AI Core that does not answer before it is reported
+    Stalled (the finalizer stays and retries go on). Default 300 s."""
+
     kubeconfig: str | None = field(default_factory=lambda: os.environ.get("KUBECONFIG") or None)
     """Kubeconfig for the operator's own writes; in-cluster ServiceAccount when unset."""

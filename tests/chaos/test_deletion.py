@@ -140,3 +140,63 @@ def test_switching_the_secret_moves_the_protection(
         timeout=60,
     )
     wait_until(lambda: secret_finalizers(kubectl, namespace) == [], what="A released", timeout=60)
+
+
+def stalled_condition(kubectl, namespace: str, name: str) -> dict | None:
+    obj = kubectl.json("get", "emb", name, "-n", namespace)
+    for c in (obj.get("status") or {}).get("conditions", []):
+        if c["type"] == "Stalled" and c["status"] == "True":
+            return c
+    return None
+
+
+def test_a_deletion_aicore_does_not_answer_is_stalled_then_finishes_by_itself(
+    kubectl, namespace, aicore, aicore_faults, aicore_key, start_operator, figures
+):
+    """AI Core unreachable (every connection dropped) while a model with recorded remote IDs is
+    deleted: Stalled after the deletion deadline, naming the deployment and the fix; the
+    finalizer stays; once AI Core answers again the deletion finishes with nothing left."""
+    aicore_faults.set_runtime("noop")
+    deadline = 8
+    start_operator(namespace, EMB_DELETION_DEADLINE_SECONDS=str(deadline))
+    apply_models(kubectl, namespace, ["gone"])
+    wait_all_running(kubectl, namespace, 1, timeout=120)
+    obj = kubectl.json("get", "emb", "gone", "-n", namespace)
+    deployment = obj["status"]["aicore"]["deploymentId"]
+    prefix = f"gone-{obj['metadata']['uid'][:8]}-"
+
+    aicore_faults.set_faults(drop_connection={"rate": 1.0})
+    deleted = time.monotonic()
+    kubectl("delete", "emb", "gone", "-n", namespace, "--wait=false")
+    stalled = wait_until(
+        lambda: stalled_condition(kubectl, namespace, "gone"),
+        what="Stalled while AI Core does not answer",
+        timeout=deadline + 90,
+    )
+    figures["seconds_to_stalled"] = round(time.monotonic() - deleted, 1)
+    figures["deadline_seconds"] = deadline
+    assert stalled["reason"] == "DeletionBlocked", stalled
+    assert f"deployment {deployment}" in stalled["message"], stalled["message"]
+    assert "kubectl patch emb gone" in stalled["message"]
+    assert time.monotonic() - deleted >= deadline
+    # Nothing orphaned: the object and its finalizer stay while AI Core is away.
+    time.sleep(5)
+    held = kubectl.json("get", "emb", "gone", "-n", namespace)
+    assert held["metadata"]["finalizers"], held["metadata"]
+
+    aicore_faults.clear_faults()
+    back = time.monotonic()
+    wait_until(
+        lambda: not kubectl.exists("emb", "gone", "-n", namespace),
+        what="the deletion to finish once AI Core answers",
+        timeout=120,
+    )
+    figures["seconds_to_finish_after_aicore_back"] = round(time.monotonic() - back, 1)
+    left = [
+        d
+        for d in all_remote(aicore, "deployments")
+        if d.get("configurationName", "").startswith(prefix)
+    ]
+    figures["models"] = 1
+    figures["orphans"] = len(left)
+    assert left == [], left

@@ -1,13 +1,16 @@
-"""Issue 15 item 6: SIGTERM during a burst of new models stops well inside a pod's 30 s grace
-period without "client has been closed"; an API-server outage costs a few lines per object and no
-tracebacks. After each, the models converge with no duplicates."""
+"""Issue 15 item 6: SIGTERM during a burst of new models stops cleanly (exit 0, not kopf's
+last-resort SIGKILL) within a third of a pod's 30 s grace period, without "client has been
+closed", and loses no work: the next operator converges every model without a duplicate. An
+API-server outage costs a few lines per object and no tracebacks."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
+from datetime import datetime
 
 import pytest
 
@@ -22,8 +25,35 @@ from tests.fixtures.cluster import wait_until
 
 pytestmark = pytest.mark.integration
 
-GRACE_PERIOD = 30.0
+GRACE_PERIOD = 30.0  # terminationGracePeriodSeconds in manifests/install and the chart
+#: The bound a clean stop is held to: a third of the grace period, so a starved node still fits.
+CLEAN_STOP = GRACE_PERIOD / 3
 CLOSED = "client has been closed"
+# Shutdown milestones in the operator's log (kopf's own lines, then ours), for the figures.
+PHASES = {
+    "daemons_stopped": "Daemon killer is cancelled",
+    "cleanup_done": "Activity 'close' succeeded",
+    "lease_released": "released Lease",
+}
+STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
+
+
+def shutdown_phases(log: str) -> dict[str, float]:
+    """Seconds from the SIGTERM line to each milestone of the last shutdown in `log`."""
+    lines = log.splitlines()
+    start = max(i for i, line in enumerate(lines) if "Signal SIGTERM is received" in line)
+
+    def at(line: str) -> datetime:
+        match = STAMP.match(line)
+        assert match, line
+        return datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f")
+
+    t0, phases = at(lines[start]), {}
+    for line in lines[start:]:
+        for phase, text in PHASES.items():
+            if phase not in phases and text in line:
+                phases[phase] = round((at(line) - t0).total_seconds(), 1)
+    return phases
 
 
 def burst_then_sigterm(kubectl, namespace, aicore, aicore_faults, start_operator, figures, n):
@@ -44,8 +74,11 @@ def burst_then_sigterm(kubectl, namespace, aicore, aicore_faults, start_operator
     figures["sigterm_to_exit_seconds"] = round(stop_seconds, 1)
     logs = operator.logs()
     figures["client_closed_lines"] = logs.count(CLOSED)
-    assert rc == 0
-    assert stop_seconds < GRACE_PERIOD - 5, f"stopped after {stop_seconds:.1f}s"
+    figures["exit_code"] = rc
+    figures.values.update({f"{k}_seconds": v for k, v in shutdown_phases(logs).items()})
+    # NB: -9 is kopf's last resort (ULTIMATE_EXIT_SECONDS) killing a shutdown that hung.
+    assert rc == 0, f"exit code {rc} after {stop_seconds:.1f}s"
+    assert stop_seconds < CLEAN_STOP, f"stopped after {stop_seconds:.1f}s"
     assert CLOSED not in logs
 
     aicore_faults.set_faults(latency={"seconds": 0})
@@ -94,7 +127,14 @@ def test_an_api_server_outage_is_a_few_lines_per_object(
     finally:
         os.kill(apiserver, signal.SIGCONT)
     thawed = time.monotonic()
-    wait_until(lambda: operator.healthy(), what="operator healthy", timeout=60)
+    # NB: the leader cannot renew its Lease while the API server is frozen for longer than the
+    # renew deadline (10 s), so it exits 1, as controller-runtime's managers do, and kubelet
+    # restarts the container; this case restarts it the same way. (The case was written before
+    # leader election, when the process rode the outage out.)
+    assert operator.proc is not None
+    assert operator.proc.wait(timeout=60) == 1
+    assert "lost Lease" in operator.logs()
+    operator.start()
     # A change after the outage is served: the operator's watch came back.
     subprocess.run(
         ["kubectl", "--kubeconfig", str(cluster.kubeconfig), "annotate", "emb", "o0",
@@ -109,6 +149,6 @@ def test_an_api_server_outage_is_a_few_lines_per_object(
     figures["outage_seconds"] = 60
     figures["log_lines_during_and_after"] = len(lines)
     figures["tracebacks"] = sum("Traceback" in line for line in lines)
-    figures["restarts"] = 0
+    figures["restarts"] = 1
     assert figures["tracebacks"] == 0
     assert len(lines) < 10 * n, f"{len(lines)} log lines for {n} models"

@@ -84,3 +84,41 @@ async def test_shared_value_is_fetched_once_and_failures_reach_every_reader():
     results = await asyncio.gather(*(shared.get(5) for _ in range(10)), return_exceptions=True)
     assert calls == 1 and all(isinstance(r, RuntimeError) for r in results)
     assert await shared.get(5) == "ok" and calls == 2
+
+
+async def test_a_list_outlives_a_cancelled_reader_but_not_the_last_one():
+    """Shutdown cancels every reader: the list they shared must stop with them, not go on to
+    use a client that clean-up closes next."""
+    started, finished = [], []
+    gate = asyncio.Event()
+
+    async def fetch() -> list[Item]:
+        started.append(1)
+        await gate.wait()
+        finished.append(1)
+        return [Item("d1", "o")]
+
+    listing = Listing(fetch, lambda i: i.owner, Clock())
+    first = asyncio.ensure_future(listing.owned("o", 0))
+    second = asyncio.ensure_future(listing.owned("o", 0))
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0)
+    gate.set()
+    assert await second == [Item("d1", "o")]  # one reader cancelled: the other still served
+    assert len(started) == 1
+
+    gate.clear()
+    readers = [asyncio.ensure_future(listing.owned("o", 0)) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    for reader in readers:
+        reader.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
+    await asyncio.sleep(0.01)
+    gate.set()
+    await asyncio.sleep(0.01)
+    assert len(started) == 2 and len(finished) == 1  # the abandoned list did not go on
+    assert not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    # The next reader starts a fresh list instead of joining the cancelled one.
+    assert await listing.owned("o", 0) == [Item("d1", "o")]
+    assert len(started) == 3

@@ -81,3 +81,37 @@ async def test_cleanup_waits_for_the_last_loop():
     asyncio.get_running_loop().call_later(0.05, loops.leave)
     assert await loops.wait_idle(1)
     assert loops.count == 0
+
+
+async def test_the_operators_exit_cancels_every_pass_in_flight():
+    """The first loop told that the operator exits stops all of them at once (kopf tells one
+    daemon after another), and a loop that is itself cancelled still sees its cancellation."""
+    loops = ActiveLoops()
+    started = asyncio.Event()
+
+    async def slow_pass() -> float:
+        started.set()
+        await asyncio.sleep(60)
+        return 1.0
+
+    async def quick_pass() -> float:
+        return 2.0
+
+    assert await loops.run(quick_pass()) == 2.0
+    passes = [asyncio.ensure_future(loops.run(slow_pass())) for _ in range(3)]
+    await started.wait()
+    loops.exit()
+    assert await asyncio.wait_for(asyncio.gather(*passes), 1) == [None, None, None]
+    assert await loops.run(quick_pass()) is None  # no new pass once exiting
+
+    # kopf cancelling the loop itself (deletion, or its cancellation_backoff) is not swallowed.
+    other = ActiveLoops()
+    loop_task = asyncio.ensure_future(other.run(slow_pass()))
+    await asyncio.sleep(0.01)
+    loop_task.cancel()
+    try:
+        await loop_task
+    except asyncio.CancelledError:
+        pass
+    else:
+        raise AssertionError("a cancelled loop must stay cancelled")

@@ -34,6 +34,7 @@ from embedding_operator.plan.aicore import (
     plan_cleanup,
     plan_deployment,
     plan_finalize,
+    plan_finalize_unanswered,
 )
 from embedding_operator.plan.serving_check import CheckResult
 from embedding_operator.settings import Intervals
@@ -680,3 +681,60 @@ def test_plan_finalize(policy, owned, actions, done):
     spec = parse_spec({**SPEC, "aicore": {**SPEC["aicore"], "deletionPolicy": policy}})
     decided = plan_finalize(spec, SETTLED, owned)
     assert (decided.actions, decided.done) == (actions, done)
+
+
+DEADLINE = 300.0
+UNANSWERED_CASES = [
+    # id, recorded status, seconds since the deletion began (None: no timestamp), stalled,
+    # what the message must name
+    ("within-the-deadline", SETTLED, 299, False, ["waiting for AI Core", "ConnectError"]),
+    ("no-deletion-timestamp", SETTLED, None, False, ["waiting for AI Core"]),
+    (
+        "past-the-deadline",
+        SETTLED,
+        300,
+        True,
+        [
+            "has not answered for 300s",
+            "deployment d1",
+            f"configuration c1 ({NAMES.configuration})",
+            "artifact a1",
+            "resource group 'default'",
+            "Secret ns/key",
+            "finishes by itself",
+            """kubectl patch emb m -n ns --type=merge -p '{"metadata":{"finalizers":null}}'""",
+        ],
+    ),
+    (
+        "past-the-deadline-nothing-recorded",
+        AICoreStatus(),
+        900,
+        True,
+        ["nothing is recorded", f"named {NAMES.configuration_prefix}*"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "recorded,waited,stalled,named",
+    [c[1:] for c in UNANSWERED_CASES],
+    ids=[c[0] for c in UNANSWERED_CASES],
+)
+def test_a_deletion_aicore_does_not_answer_is_stalled_after_the_deadline(
+    recorded, waited, stalled, named
+):
+    started = None if waited is None else T0
+    now = T0 + timedelta(seconds=waited or 10_000)
+    decided = plan_finalize_unanswered(
+        REF,
+        parse_spec(SPEC),
+        recorded,
+        "AI Core unreachable: ConnectError",
+        deletion_started=started,
+        now=now,
+        deadline=DEADLINE,
+    )
+    # The finalizer always stays and nothing is done remotely: only AI Core answering ends it.
+    assert (decided.actions, decided.done, decided.stalled) == ([], False, stalled)
+    for text in named:
+        assert text in decided.message, (text, decided.message)

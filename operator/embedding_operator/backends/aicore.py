@@ -64,6 +64,7 @@ from embedding_operator.plan.aicore import (
     owned_deployments,
     plan,
     plan_finalize,
+    plan_finalize_unanswered,
 )
 from embedding_operator.plan.serving_check import CheckResult
 from embedding_operator.probe import Probe
@@ -521,7 +522,21 @@ class AICoreBackend:
                 await self._act(view, ctx, names, action, [])
         except (AICoreError, TimeoutError) as error:
             verdict = classify(error, self.settings.intervals, ctx.now)
-            return Finalized(done=False, message=verdict.outcome.message, retry_after=verdict.delay)
+            waiting = plan_finalize_unanswered(
+                ctx.ref,
+                spec,
+                previous,
+                verdict.outcome.message,
+                deletion_started=ctx.deletion_started,
+                now=ctx.now,
+                deadline=self.settings.deletion_deadline,
+            )
+            return Finalized(
+                done=False,
+                stalled=waiting.stalled,
+                message=waiting.message,
+                retry_after=verdict.delay,
+            )
         self._forget(ctx.ref.uid)
         return Finalized(
             done=decided.done,

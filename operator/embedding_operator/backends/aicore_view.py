@@ -34,6 +34,37 @@ class _HasId(Protocol):
 T = TypeVar("T", bound=_HasId)
 
 
+class Flight(Generic[V]):
+    """One fetch that concurrent readers share, cancelled when its last reader is cancelled.
+
+    NB: a plain `asyncio.shield` kept a list running after every reader had gone (operator
+    shutdown cancels them all); it then used an AI Core client already closed by clean-up
+    ("Cannot send a request, as the client has been closed") and kopf's end-of-run wait for
+    left-over tasks cost 5 s and exit code 1.
+    """
+
+    def __init__(self, fetch: Awaitable[V]) -> None:
+        self.task: asyncio.Future[V] = asyncio.ensure_future(fetch)
+        self._readers = 0
+        self._abandoned = False
+
+    @property
+    def joinable(self) -> bool:
+        """False once done or abandoned: the next reader starts a new fetch."""
+        return not (self._abandoned or self.task.done())
+
+    async def join(self) -> V:
+        self._readers += 1
+        try:
+            # NB: shielded so one cancelled reader does not fail the others.
+            return await asyncio.shield(self.task)
+        finally:
+            self._readers -= 1
+            if not self._readers and not self.task.done():
+                self._abandoned = True
+                self.task.cancel()
+
+
 class Shared(Generic[V]):
     """One value fetched at most once per `max_age`; concurrent callers share the fetch."""
 
@@ -42,22 +73,18 @@ class Shared(Generic[V]):
         self._clock = clock
         self._value: V | None = None
         self._fetched_at = float("-inf")
-        self._inflight: asyncio.Future[V] | None = None
+        self._inflight: Flight[V] | None = None
 
     async def get(self, max_age: float) -> V:
         if self._value is not None and self._clock() - self._fetched_at < max_age:
             return self._value
-        if self._inflight is None:
-            self._inflight = asyncio.ensure_future(self._run())
-        # NB: shielded so one cancelled reader (operator shutdown) does not fail the others.
-        return await asyncio.shield(self._inflight)
+        if self._inflight is None or not self._inflight.joinable:
+            self._inflight = Flight(self._run())
+        return await self._inflight.join()
 
     async def _run(self) -> V:
         started = self._clock()
-        try:
-            value = await self._fetch()
-        finally:
-            self._inflight = None
+        value = await self._fetch()
         self._value, self._fetched_at = value, started
         return value
 
@@ -78,7 +105,7 @@ class Listing(Generic[T]):
         self._key = key
         self._clock = clock
         self._fetched_at = float("-inf")
-        self._inflight: asyncio.Future[None] | None = None
+        self._inflight: Flight[None] | None = None
         self._items: dict[str, T] = {}
         self._index: dict[str, dict[str, T]] = {}
         # id -> (item, or None when deleted; monotonic time of the write)
@@ -88,17 +115,14 @@ class Listing(Generic[T]):
     async def owned(self, key: str, max_age: float) -> list[T]:
         """The items filed under `key`, from a list no older than `max_age` seconds."""
         if self._clock() - self._fetched_at >= max_age:
-            if self._inflight is None:
-                self._inflight = asyncio.ensure_future(self._refresh())
-            await asyncio.shield(self._inflight)
+            if self._inflight is None or not self._inflight.joinable:
+                self._inflight = Flight(self._refresh())
+            await self._inflight.join()
         return list(self._index.get(key, {}).values())
 
     async def _refresh(self) -> None:
         started = self._clock()
-        try:
-            fetched = await self._fetch()
-        finally:
-            self._inflight = None
+        fetched = await self._fetch()
         self.lists += 1
         items = {item.id: item for item in fetched}
         for item_id, (item, written) in list(self._local.items()):

@@ -41,6 +41,7 @@ class ReconcileContext:
     annotations: dict[str, str]
     now: datetime
     logger: logging.Logger | logging.LoggerAdapter[logging.Logger]
+    deletion_started: datetime | None = None  # metadata.deletionTimestamp
 
 
 class Backend(Protocol):

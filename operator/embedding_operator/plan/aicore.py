@@ -681,6 +681,7 @@ class FinalizePlan:
     done: bool
     message: str
     events: list[Event] = field(default_factory=list)
+    stalled: bool = False  # True: reported Stalled (the finalizer stays; retries go on)
 
 
 def plan_finalize(
@@ -713,3 +714,55 @@ def plan_finalize(
     actions += [DeleteDeployment(d) for d in cleanup.delete]
     pending = ", ".join(d.id + "=" + d.status.value for d in owned)
     return FinalizePlan(actions, False, f"stopping and deleting AI Core deployments: {pending}")
+
+
+def recorded_remotely(previous: AICoreStatus) -> list[str]:
+    """What status records on AI Core, e.g. ["deployment d1", "configuration c1 (name)"]."""
+    found = []
+    if previous.deployment_id:
+        found.append(f"deployment {previous.deployment_id}")
+    if previous.configuration_id:
+        name = f" ({previous.configuration_name})" if previous.configuration_name else ""
+        found.append(f"configuration {previous.configuration_id}{name}")
+    if previous.artifact_id:
+        found.append(f"artifact {previous.artifact_id}")
+    return found
+
+
+def plan_finalize_unanswered(
+    ref: ObjectRef,
+    spec: EmbeddingModelSpec,
+    previous: AICoreStatus,
+    why: str,
+    *,
+    deletion_started: datetime | None,
+    now: datetime,
+    deadline: float,
+) -> FinalizePlan:
+    """Deletion while AI Core does not answer (`why`): the finalizer stays, so nothing is left
+    running unseen, and the deletion is retried until AI Core answers. Within `deadline`
+    seconds of the deletion that is a wait (Reconciling); after it, Stalled, naming what is
+    still recorded on AI Core and what a user can do, so it does not look like progress."""
+    assert spec.aicore is not None
+    waited = (now - deletion_started).total_seconds() if deletion_started else 0.0
+    if waited < deadline:
+        return FinalizePlan([], False, f"waiting for AI Core to delete: {why}")
+    rg = spec.aicore.resource_group
+    recorded = recorded_remotely(previous)
+    what = (
+        f"still recorded on AI Core (resource group '{rg}'): {', '.join(recorded)}"
+        if recorded
+        else "nothing is recorded in status, but a create cut short may have left "
+        f"configurations or deployments named {names_for(ref, spec).configuration_prefix}* in "
+        f"resource group '{rg}'"
+    )
+    message = (
+        f"AI Core has not answered for {int(waited)}s of deletion ({why}); {what}. The "
+        "finalizer stays so nothing is left running, and the deletion finishes by itself once "
+        "AI Core answers. Fix: restore the operator's access to AI Core (the AI_API_URL of the "
+        f"service key in Secret {ref.namespace}/{spec.aicore.secret_ref.name}); or stop and "
+        "delete these yourself (AI Launchpad or the AI API), then remove the finalizer: "
+        f"kubectl patch emb {ref.name} -n {ref.namespace} --type=merge "
+        """-p '{"metadata":{"finalizers":null}}'"""
+    )
+    return FinalizePlan([], False, message, stalled=True)
