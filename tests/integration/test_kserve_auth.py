@@ -20,7 +20,7 @@ import logging
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -262,25 +262,3 @@ def test_unusable_key_is_stalled_before_anything_is_applied(
     assert fragment.format(ns=namespace) in stalled(obj)["message"]
     assert "s3cret" not in json.dumps(obj)
     assert not kubectl.exists("inferenceservices.serving.kserve.io", "minilm", "-n", namespace)
-
-
-def test_real_predictor_pod_requires_the_key(request: pytest.FixtureRequest) -> None:
-    """On a real node with KServe's controller (the `kserve_node` fixture of the node work):
-    the predictor pod KServe creates from our InferenceService enforces the key.
-
-    Wiring: the fixture yields (kubectl, namespace, port_forward) where port_forward(name) gives
-    a local base URL of the predictor Service; everything else is this test.
-    """
-    try:
-        node: Any = request.getfixturevalue("kserve_node")
-    except pytest.FixtureLookupError:
-        pytest.skip("needs the real-node KServe fixture `kserve_node` (kubelet + KServe)")
-    kubectl, namespace, port_forward = node
-    put_secret(kubectl, namespace, KEY_1)
-    model(kubectl, namespace)
-    kubectl(
-        "wait", "--for=condition=Ready", "emb/minilm", "-n", namespace, "--timeout=600s",
-        timeout=620,
-    )  # fmt: skip
-    forward: Callable[[str], str] = port_forward
-    check_auth_enforced(forward("minilm") + "/v1", KEY_1)
