@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.fixtures.js_sdk",
     "tests.fixtures.logs",
     "tests.fixtures.node",
+    "tests.fixtures.helm",
 ]
 
 

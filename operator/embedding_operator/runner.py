@@ -64,12 +64,19 @@ def run_operator(
             ) from None
     settings = kopf.OperatorSettings()
     settings.process.ultimate_exiting_timeout = ULTIMATE_EXIT_SECONDS
+    from embedding_operator.leader import default_identity
+
+    # NB: kopf's peering.Identity is a NewType of str that kopf does not export.
+    identity: Any = default_identity()
     operator = functools.partial(
         kopf.operator,
         clusterwide=not namespaces,
         namespaces=namespaces or [],
         liveness_endpoint=liveness,
         standalone=True,
+        # NB: else kopf derives one from getpass.getuser(), which raises KeyError in a pod whose
+        # uid has no passwd entry (the Deployment's 65532; any uid OpenShift assigns).
+        identity=identity,
         settings=settings,
         memo=memo,
     )

@@ -20,71 +20,40 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
 from embedding_operator.serving import DEFAULT_IMAGE
 from testcluster import Cluster
 from testcluster import kserve as kserve_mod
+from tests.fixtures import kserve_example as kx
 from tests.fixtures.cluster import REPO_ROOT, Kubectl, wait_until
-from tests.fixtures.images import MINILM_DIMS, SERVED_NAME
+from tests.fixtures.images import MINILM_DIMS
 from tests.fixtures.operator import CRD_PATH, OperatorProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-EXAMPLE = REPO_ROOT / "manifests" / "examples" / "kserve-minilm-cpu.yaml"
 NAMESPACE = "kserve-e2e"
-MODEL_URI = f"pvc://models/{SERVED_NAME}"
 RECORD = REPO_ROOT / "tests" / "data" / "kserve" / "real"
 
 
 def emb(kubectl: Kubectl, name: str) -> dict[str, Any]:
-    return dict(kubectl.json("get", "emb", name, "-n", NAMESPACE))
-
-
-def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
-    for c in obj.get("status", {}).get("conditions") or []:
-        if c["type"] == type_:
-            return dict(c)
-    return {}
+    return kx.emb(kubectl, NAMESPACE, name)
 
 
 def wait_emb(
     kubectl: Kubectl, name: str, type_: str, *, reason: str | None = None, timeout: float = 600
 ) -> dict[str, Any]:
-    """Wait until `type_` is True on the current generation (and has `reason`, if given)."""
-
-    def check() -> dict[str, Any] | None:
-        obj = emb(kubectl, name)
-        c = condition(obj, type_)
-        current = c.get("observedGeneration") == obj["metadata"]["generation"]
-        if c.get("status") == "True" and current and (reason is None or c["reason"] == reason):
-            return obj
-        return None
-
-    return wait_until(
-        check, what=f"{type_} ({reason or 'any reason'}) on emb/{name}", timeout=timeout
-    )
+    return kx.wait_emb(kubectl, NAMESPACE, name, type_, reason=reason, timeout=timeout)
 
 
 def predictor_pods(kubectl: Kubectl, name: str) -> list[dict[str, Any]]:
-    selector = f"serving.kserve.io/inferenceservice={name}"
-    return list(kubectl.json("get", "pods", "-n", NAMESPACE, "-l", selector)["items"])
+    return kx.predictor_pods(kubectl, NAMESPACE, name)
 
 
 def env_of(pod: dict[str, Any]) -> dict[str, str | None]:
     """The first container's env of a pod (or a pod template)."""
     return {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env") or []}
-
-
-def ready(pod: dict[str, Any]) -> bool:
-    conditions = pod.get("status", {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
-def terminating(pod: dict[str, Any]) -> bool:
-    return bool(pod["metadata"].get("deletionTimestamp"))
 
 
 def record(kind: str, obj: dict[str, Any]) -> None:
@@ -103,11 +72,12 @@ def platform(
     node_cluster: Cluster,
     node_kubectl: Kubectl,
     kserve_controller: kserve_mod.Controller,
-    serving_image: str,
+    node_serving_image: str,
     minilm_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
-    """Our CRD, the serving image in containerd, the model PVC and one operator process."""
+    """Our CRD, the serving image in containerd (`node_serving_image`), the model PVC and one
+    operator process."""
     kubectl = node_kubectl
     kubectl(
         "apply", "--server-side", "--force-conflicts", "--field-manager=tests", "-f", str(CRD_PATH)
@@ -115,38 +85,8 @@ def platform(
     kubectl(
         "wait", "--for=condition=Established", "--timeout=60s", "crd/embeddingmodels.embeddings.ai"
     )
-    node_cluster.node.import_podman_image(serving_image, (DEFAULT_IMAGE,))
     kubectl("create", "namespace", NAMESPACE)
-    kubectl.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": "models-e2e"},
-            "spec": {
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadOnlyMany"],
-                "persistentVolumeReclaimPolicy": "Retain",
-                "storageClassName": "",
-                "hostPath": {"path": str(minilm_dir.parent), "type": "Directory"},
-                "claimRef": {"namespace": NAMESPACE, "name": "models"},
-            },
-        },
-        "--validate=false",
-    )
-    kubectl.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": "models", "namespace": NAMESPACE},
-            "spec": {
-                "accessModes": ["ReadOnlyMany"],
-                "storageClassName": "",
-                "volumeName": "models-e2e",
-                "resources": {"requests": {"storage": "1Gi"}},
-            },
-        },
-        "--validate=false",
-    )
+    kx.model_volume(kubectl, NAMESPACE, minilm_dir, "models-e2e")
     log = tmp_path_factory.mktemp("kserve-e2e") / "operator.log"
     operator = OperatorProcess(str(node_cluster.kubeconfig), [NAMESPACE], log, {})
     operator.start()
@@ -159,23 +99,7 @@ def platform(
 
 
 def example(**changes: Any) -> dict[str, Any]:
-    doc = yaml.safe_load(EXAMPLE.read_text())
-    doc["metadata"]["namespace"] = NAMESPACE
-    doc["spec"]["model"]["uri"] = MODEL_URI
-    for key, value in changes.items():
-        doc["spec"][key] = value
-    return dict(doc)
-
-
-def embed(pod: dict[str, Any]) -> list[float]:
-    ip = pod["status"]["podIP"]
-    answer = httpx.post(
-        f"http://{ip}:8080/v1/embeddings",
-        json={"model": SERVED_NAME, "input": ["hello world"]},
-        timeout=60,
-    )
-    answer.raise_for_status()
-    return list(answer.json()["data"][0]["embedding"])
+    return kx.example(NAMESPACE, **changes)
 
 
 def test_example_becomes_ready_through_real_kserve(
@@ -201,7 +125,7 @@ def test_example_becomes_ready_through_real_kserve(
     assert deployment["status"].get("readyReplicas") == 1
     (pod,) = predictor_pods(node_kubectl, "minilm")
     assert pod["spec"]["containers"][0]["image"] == DEFAULT_IMAGE
-    assert len(embed(pod)) == MINILM_DIMS
+    assert len(kx.embed(pod)) == MINILM_DIMS
     assert obj["status"]["phase"] == "Ready"
 
 
@@ -217,13 +141,13 @@ def test_spec_change_rolls_the_deployment(platform: OperatorProcess, node_kubect
     assert env_of(after["spec"]["template"])["BATCH_SIZE"] == "16"
 
     def rolled() -> list[dict[str, Any]] | None:
-        pods = [p for p in predictor_pods(node_kubectl, "minilm") if not terminating(p)]
-        new = [p for p in pods if ready(p) and env_of(p).get("BATCH_SIZE") == "16"]
+        pods = [p for p in predictor_pods(node_kubectl, "minilm") if not kx.terminating(p)]
+        new = [p for p in pods if kx.pod_ready(p) and env_of(p).get("BATCH_SIZE") == "16"]
         return new if len(pods) == 1 and new else None
 
     (pod,) = wait_until(rolled, what="the new predictor pod", timeout=300)
-    assert len(embed(pod)) == MINILM_DIMS
-    assert condition(obj, "Ready")["observedGeneration"] == obj["metadata"]["generation"]
+    assert len(kx.embed(pod)) == MINILM_DIMS
+    assert kx.condition(obj, "Ready")["observedGeneration"] == obj["metadata"]["generation"]
 
 
 def test_suspend_stops_the_predictor_and_resume_serves_again(
@@ -268,7 +192,7 @@ def test_a_model_that_cannot_load_stalls_with_the_pods_failure(
 
     def stalled() -> dict[str, Any] | None:
         obj = emb(node_kubectl, "broken")
-        return obj if condition(obj, "Stalled").get("status") == "True" else None
+        return obj if kx.condition(obj, "Stalled").get("status") == "True" else None
 
     try:
         obj = wait_until(stalled, what="Stalled on emb/broken", timeout=180)
@@ -276,7 +200,7 @@ def test_a_model_that_cannot_load_stalls_with_the_pods_failure(
         isvc = node_kubectl.json("get", "inferenceservice", "broken", "-n", NAMESPACE)
         record("inferenceservice-crashloop", isvc)
         node_kubectl("delete", "emb", "broken", "-n", NAMESPACE, "--wait=false", check=False)
-    stalled_condition = condition(obj, "Stalled")
+    stalled_condition = kx.condition(obj, "Stalled")
     assert stalled_condition["reason"] == "InferenceServiceFailed", stalled_condition
     assert "MODEL_DIR" in stalled_condition["message"], stalled_condition
 

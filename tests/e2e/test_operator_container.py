@@ -32,15 +32,20 @@ import yaml
 
 from tests.fixtures.cluster import ClusterHandle, Kubectl, wait_until
 from tests.fixtures.images import PODMAN_RUN_FLAGS, free_port
-from tests.fixtures.manifests import delete_cluster_scoped, get_emb, one, render, short_prefix
+from tests.fixtures.manifests import (
+    delete_cluster_scoped,
+    denials,
+    get_emb,
+    one,
+    render,
+    short_prefix,
+)
 from tests.fixtures.operator import FAST_POLLING
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 SECRET = "aicore-service-key"
-#: What kopf or the API server says when RBAC is missing something.
-DENIALS = ("Forbidden", "forbidden", "Not enough permissions", "APIForbiddenError", " 403 ")
 
 
 def model(name: str, backend: str) -> dict[str, Any]:
@@ -278,11 +283,7 @@ def test_operator_image_reconciles_with_the_installs_rbac(
     assert aicore.service_key["clientsecret"] not in logs
     # NB: a cluster-wide operator also sees other tests' namespaces; the API server's 403 for an
     # Event into a terminating namespace is admission (NamespaceTerminating), not RBAC.
-    denied = [
-        line
-        for line in logs.splitlines()
-        if any(d in line for d in DENIALS) and "NamespaceTerminating" not in line
-    ]
+    denied = denials(logs)
     assert denied == [], "RBAC denials in the operator log:\n" + "\n".join(denied[:10])
     assert "Activity 'authenticate' succeeded" in logs  # our in-cluster login, not kopf's
 

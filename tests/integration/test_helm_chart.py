@@ -9,7 +9,8 @@
   `helm uninstall` → the chart's objects gone, the CRD and the EmbeddingModels kept;
 - checkov on the rendered release install: nothing fails except the documented exceptions.
 
-Without a node the operator pod cannot run here; tests on the real node (kubelet) reuse `Helm`.
+Without a node the operator pod cannot run here: tests/e2e/test_install_node.py runs the chart's
+pods on the real node (`Helm` and `helm_binary` are in tests/fixtures/helm.py).
 """
 
 from __future__ import annotations
@@ -24,15 +25,13 @@ from typing import Any
 import pytest
 import yaml
 
-from testcluster.gobuild import ensure_go_tool
 from testcluster.gotool import HELM
 from tests.fixtures.cluster import REPO_ROOT, Kubectl, wait_until
+from tests.fixtures.helm import CHART, RELEASE, Helm, values_args
 from tests.fixtures.manifests import INSTALL, kustomize
 
 pytestmark = pytest.mark.integration
 
-CHART = REPO_ROOT / "charts" / "embedding-operator"
-RELEASE = "embedding-operator"
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 COMPARED = {
     "CustomResourceDefinition",
@@ -76,57 +75,12 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
 }
 
 
-class Helm:
-    """The pinned helm binary with its state in a temp dir (never the user's ~/.config/helm)."""
-
-    def __init__(self, binary: Path, home: Path, kubeconfig: str | None = None) -> None:
-        self.binary, self.kubeconfig = binary, kubeconfig
-        self.env = {
-            "PATH": "/usr/bin:/bin",
-            "HOME": str(home),
-            "HELM_CACHE_HOME": str(home / "cache"),
-            "HELM_CONFIG_HOME": str(home / "config"),
-            "HELM_DATA_HOME": str(home / "data"),
-        }
-
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        cluster = [f"--kubeconfig={self.kubeconfig}"] if self.kubeconfig else []
-        proc = subprocess.run(
-            [str(self.binary), *cluster, *args],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=120,
-        )
-        if check:
-            assert proc.returncode == 0, f"helm {' '.join(args)} failed:\n{proc.stderr}"
-        return proc
-
-    def template(
-        self, values: dict[str, Any], namespace: str, tmp: Path, release: str = RELEASE
-    ) -> list[dict[str, Any]]:
-        out = self("template", release, str(CHART), "-n", namespace, "--include-crds",
-                   *values_args(values, tmp)).stdout  # fmt: skip
-        return [d for d in yaml.safe_load_all(out) if d]
-
-
-def values_args(values: dict[str, Any], tmp: Path) -> list[str]:
-    path = tmp / f"values-{abs(hash(json.dumps(values, sort_keys=True)))}.yaml"
-    path.write_text(yaml.safe_dump(values))
-    return ["-f", str(path)]
-
-
 def fill(values: dict[str, Any], **names: str) -> dict[str, Any]:
     text = json.dumps(values)
     for key, value in names.items():
         text = text.replace("{" + key + "}", value)
     loaded: dict[str, Any] = json.loads(text)
     return loaded
-
-
-@pytest.fixture(scope="session")
-def helm_binary() -> Path:
-    return ensure_go_tool(HELM)  # cached; a cold build takes a few minutes
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ the OpenAI client.
 The test stands in for two things a node would do: KServe's controller (it writes the
 InferenceService status, as in test_kserve_reconcile.py) and the pod roll after a rotation (it
 restarts infinity with the Secret's new value when the operator changed the pod annotation).
-`check_auth_enforced` is the part a real-pod test reuses: see
-`test_real_predictor_pod_requires_the_key` below.
+`check_auth_enforced` (tests/fixtures/kserve_example.py) is what the real predictor pod must do
+too: tests/e2e/test_kserve_auth_node.py runs it against KServe's pod on the node.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ import logging
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from embedding_operator.backends.kserve import KServeBackend, explain_401, http_checker
@@ -33,8 +32,10 @@ from embedding_operator.kube import make_client
 from embedding_operator.plan.kserve import API_KEY_ENV, API_KEY_VERSION_ANNOTATION
 from embedding_operator.reconciler import Reconciler
 from embedding_operator.settings import Settings
+from tests.fixtures import kserve_example as kx
 from tests.fixtures.cluster import Kubectl
 from tests.fixtures.images import SERVED_NAME, free_port, wait_healthy
+from tests.fixtures.kserve_example import check_auth_enforced
 from tests.fixtures.kserve_status import READY, get_isvc, kserve_reports
 
 pytestmark = pytest.mark.integration
@@ -43,27 +44,6 @@ RUN_SH = Path(__file__).resolve().parents[2] / "image" / "run.sh"
 SECRET = "minilm-api-key"
 KEY_1 = "k1-" + "a" * 40
 KEY_2 = "k2-" + "b" * 40
-
-
-def check_auth_enforced(base_url: str, key: str, model: str = SERVED_NAME) -> None:
-    """What an authenticated endpoint must do: 401 without or with a wrong key, 200 with it,
-    and /health open for the kubelet's probes. `base_url` includes the URL prefix."""
-    body = {"model": model, "input": ["auth check"]}
-    with httpx.Client(timeout=60) as http:
-        root = base_url.rsplit("/", 1)[0]
-        assert http.get(f"{root}/health").status_code == 200
-        missing = http.post(f"{base_url}/embeddings", json=body)
-        assert missing.status_code == 401, missing.text
-        assert missing.headers.get("www-authenticate") == "Bearer"
-        wrong = http.post(
-            f"{base_url}/embeddings", json=body, headers={"Authorization": "Bearer nope"}
-        )
-        assert wrong.status_code == 401, wrong.text
-        right = http.post(
-            f"{base_url}/embeddings", json=body, headers={"Authorization": f"Bearer {key}"}
-        )
-        assert right.status_code == 200, right.text
-        assert len(right.json()["data"][0]["embedding"]) == 384
 
 
 class Infinity:
@@ -125,13 +105,7 @@ def infinity(infinity_venv: Path, minilm_dir: Path, tmp_path: Path) -> Iterator[
 
 
 def put_secret(kubectl: Kubectl, namespace: str, key: str) -> None:
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": SECRET, "namespace": namespace},
-        "data": {"apiKey": base64.b64encode(key.encode()).decode()},
-    }
-    kubectl.apply(secret)
+    kx.put_api_key(kubectl, namespace, SECRET, key)
 
 
 def model(kubectl: Kubectl, namespace: str, name: str = "minilm") -> None:
@@ -288,25 +262,3 @@ def test_unusable_key_is_stalled_before_anything_is_applied(
     assert fragment.format(ns=namespace) in stalled(obj)["message"]
     assert "s3cret" not in json.dumps(obj)
     assert not kubectl.exists("inferenceservices.serving.kserve.io", "minilm", "-n", namespace)
-
-
-def test_real_predictor_pod_requires_the_key(request: pytest.FixtureRequest) -> None:
-    """On a real node with KServe's controller (the `kserve_node` fixture of the node work):
-    the predictor pod KServe creates from our InferenceService enforces the key.
-
-    Wiring: the fixture yields (kubectl, namespace, port_forward) where port_forward(name) gives
-    a local base URL of the predictor Service; everything else is this test.
-    """
-    try:
-        node: Any = request.getfixturevalue("kserve_node")
-    except pytest.FixtureLookupError:
-        pytest.skip("needs the real-node KServe fixture `kserve_node` (kubelet + KServe)")
-    kubectl, namespace, port_forward = node
-    put_secret(kubectl, namespace, KEY_1)
-    model(kubectl, namespace)
-    kubectl(
-        "wait", "--for=condition=Ready", "emb/minilm", "-n", namespace, "--timeout=600s",
-        timeout=620,
-    )  # fmt: skip
-    forward: Callable[[str], str] = port_forward
-    check_auth_enforced(forward("minilm") + "/v1", KEY_1)
