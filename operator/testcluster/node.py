@@ -260,6 +260,8 @@ class Node:
         self.log_dir = log_dir
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._session_lock: io.TextIOWrapper | None = None
+        #: `leftovers()` as taken by `stop()` before it handed the machine to the next session.
+        self.left_behind: list[str] = []
 
     @property
     def socket(self) -> Path:
@@ -422,6 +424,9 @@ class Node:
         if PAUSE_IMAGE not in self.images():
             self.import_archive(ensure_pause_archive())
         phases[CONTAINERD] = round(time.monotonic() - started, 2)
+        # Containers may appear in the kept store from here on: until stop() empties it again, a
+        # crash must make the next start wipe it (a failed start before this keeps the images).
+        (containerd_root() / _CLEAN).unlink(missing_ok=True)
 
         kubelet_kc = self.root / "kubelet/kubeconfig"
         _write_private(kubelet_kc, kubeconfig(KUBELET_USER, kubelet_token, "kubelet"))
@@ -688,6 +693,9 @@ disabled_plugins = [
         with contextlib.suppress(OSError):
             if Path(owner.read_text().strip()) == self.state_dir:
                 owner.unlink()
+        # What is left is judged while the machine is still ours: once the lock is released the
+        # next session's node may take the bridge and cgroups (and would be counted as ours).
+        self.left_behind = self.leftovers()
         if self._session_lock is not None:
             self._session_lock.close()  # releases the flock: the next session may start
             self._session_lock = None
@@ -755,7 +763,6 @@ def _prepare_kept_root(root: Path) -> None:
     if root.exists() and not clean.exists():
         _unmount_under(root)
         shutil.rmtree(root, ignore_errors=True)  # a crashed session's containers: not worth saving
-    clean.unlink(missing_ok=True)  # until this session's stop() empties it again
     root.mkdir(parents=True, exist_ok=True)
 
 
