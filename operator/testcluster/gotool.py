@@ -64,7 +64,11 @@ class _Helm(GoTool):
 
 
 HELM = _Helm(name="helm", module="helm.sh/helm/v3", version="v3.22.0", package="./cmd/helm")
-TOOLS = {"helm": HELM}
+#: Cluster DNS for node mode (testcluster.dns): the stock plugin set, kubernetes plugin included.
+COREDNS = GoTool(
+    name="coredns", module="github.com/coredns/coredns", version="v1.12.4", package="."
+)
+TOOLS = {"helm": HELM, "coredns": COREDNS}
 
 
 def tool_path(tool: GoTool) -> Path:

@@ -114,3 +114,72 @@ def test_a_crashing_container_reports_its_last_message(
     last = status["lastState"]["terminated"]
     assert last["exitCode"] == 3
     assert last["message"] == message, json.dumps(status)
+
+
+def _fetch_pod(name: str, image: str, url: str, *, host_network: bool) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "containers": [
+            {
+                "name": "fetch",
+                "image": image,
+                "imagePullPolicy": "Never",
+                "args": ["fetch", url],
+                "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False},
+            }
+        ],
+    }
+    if host_network:
+        # What an operator pod on the host network uses to resolve cluster names.
+        spec.update(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet")
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+
+
+def test_a_service_answers_on_its_cluster_ip_and_its_name_from_pods_and_host(
+    node_kubectl: Kubectl, node_namespace: str, probe_image: str
+) -> None:
+    ns = node_namespace
+    node_kubectl.apply(_deployment("web", probe_image, ["serve"]), "-n", ns)
+    node_kubectl.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+        },
+        "-n",
+        ns,
+    )
+    service = node_kubectl.json("get", "service", "web", "-n", ns)
+    cluster_ip = service["spec"]["clusterIP"]
+    wait_until(
+        lambda: (p := _pod(node_kubectl, ns, "web")) and p["status"].get("podIP") and p,
+        what="the web pod",
+        timeout=120,
+    )
+
+    def from_host() -> str | None:
+        try:
+            return httpx.get(f"http://{cluster_ip}/", timeout=3).text
+        except httpx.HTTPError:
+            return None  # endpoints not ready, or kube-proxy not synced yet
+
+    answer = wait_until(from_host, what=f"the host to reach ClusterIP {cluster_ip}", timeout=90)
+    assert answer.startswith("probe web-"), answer
+
+    url = f"http://web.{ns}.svc.{node_mod.Node.cluster_domain}/"
+    for name, host_network in (("fetch-pod", False), ("fetch-hostnet", True)):
+        node_kubectl.apply(_fetch_pod(name, probe_image, url, host_network=host_network), "-n", ns)
+
+    def finished(name: str) -> dict[str, Any] | None:
+        pod = node_kubectl.json("get", "pod", name, "-n", ns)
+        return pod if pod["status"].get("phase") in ("Succeeded", "Failed") else None
+
+    for name in ("fetch-pod", "fetch-hostnet"):
+        pod = wait_until(lambda n=name: finished(n), what=f"pod {name} to finish", timeout=120)
+        logs = node_kubectl("logs", "-n", ns, name, check=False)
+        assert pod["status"]["phase"] == "Succeeded", (name, logs.stdout, logs.stderr, pod["status"])
+        assert logs.stdout.startswith("fetched 200 probe web-"), logs.stdout
+        resolv = pod["spec"].get("dnsPolicy")
+        assert resolv == ("ClusterFirstWithHostNet" if name == "fetch-hostnet" else "ClusterFirst")
