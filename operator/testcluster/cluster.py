@@ -34,10 +34,9 @@ from typing import Any
 
 import yaml
 
+from testcluster import clusternet, pki
 from testcluster import kserve as kserve_mod
-from testcluster import clusternet
 from testcluster import node as node_mod
-from testcluster import pki
 from testcluster.build import built_binary
 from testcluster.errors import ClusterError
 
