@@ -167,6 +167,8 @@ def test_namespaced_role_grants_exactly_the_cluster_wide_rules(rendered):
         ("serving.kserve.io", "inferenceservices", "get"),
         ("serving.kserve.io", "inferenceservices", "create"),
         ("serving.kserve.io", "inferenceservices", "patch"),
+        ("", "pods", "list"),
+        ("apps", "deployments", "get"),
         ("", "secrets", "get"),
         ("", "secrets", "patch"),
     }
@@ -336,6 +338,8 @@ NEEDED = [
     ("get", ISVC, ()),
     ("create", ISVC, ()),
     ("patch", ISVC, ()),
+    ("list", "pods", ()),
+    ("get", "deployments.apps", ()),
     ("get", "secrets", ()),
     ("patch", "secrets", ()),
 ]
@@ -348,6 +352,10 @@ FORBIDDEN_HERE = [
     ("delete", "secrets", ()),
     ("create", "pods", ("--subresource=exec",)),
     ("get", "pods", ()),
+    ("delete", "pods", ()),
+    ("create", "pods", ()),
+    ("patch", "deployments.apps", ()),
+    ("list", "deployments.apps", ()),
     ("update", EMB, ()),
     ("delete", EMB, ()),
     ("delete", ISVC, ()),
