@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the local node needs (docs/testcluster.md, node mode): runc (the OCI
-# runtime containerd starts), containernetworking-plugins (bridge, host-local, loopback) and
-# iproute2 (the pod bridge), nftables (the `nft` command kube-proxy's nftables mode runs). containerd itself is built from its Go module by `testcluster`.
+# runtime containerd starts), containernetworking-plugins (bridge, host-local, loopback),
+# iproute2 (the pod bridge) and nftables (the `nft` command kube-proxy's nftables mode runs).
+# containerd and CoreDNS themselves are built from their Go modules by `testcluster`.
 # Idempotent: no apt call when everything is there.
 set -euo pipefail
 
