@@ -77,18 +77,26 @@ def proxy_config(
 
 
 def corefile(*, bind: str, kubeconfig: Path, context: str, ready_port: int) -> str:
-    """CoreDNS's configuration: cluster.local from the API, NXDOMAIN for every other name."""
+    """CoreDNS's configuration: cluster.local from the API, NXDOMAIN for every other name.
+
+    Two server blocks, because CoreDNS runs a block's plugins in its compiled order (plugin.cfg:
+    `template` before `kubernetes`), not in the Corefile's: one block would answer NXDOMAIN for
+    cluster names too. A query goes to the block of its most specific zone."""
+    zones = f"{CLUSTER_DOMAIN} in-addr.arpa ip6.arpa"
     return f"""\
-.:53 {{
+{" ".join(f"{z}:53" for z in zones.split())} {{
     bind {bind}
     errors
     ready 127.0.0.1:{ready_port}
-    kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{
+    kubernetes {zones} {{
         kubeconfig {kubeconfig} {context}
         pods insecure
         ttl 5
-        fallthrough in-addr.arpa ip6.arpa
     }}
+}}
+.:53 {{
+    bind {bind}
+    errors
     # Nothing is forwarded: all traffic stays on this machine.
     template ANY ANY {{
         rcode NXDOMAIN
