@@ -232,6 +232,8 @@ def test_spec_change_rolls_the_deployment(platform: OperatorProcess, node_kubect
             return None  # KServe has not written the new template yet
         if rollout_pending(deployment) is None:
             pytest.fail(f"the rollout was over before it was seen: {status}")
+        if status.get("observedGeneration") != deployment["metadata"]["generation"]:
+            return None  # the Deployment controller's first moments: wait for the surge pod
         isvc = node_kubectl.json("get", "inferenceservice", "minilm", "-n", NAMESPACE)
         return deployment, isvc, emb(node_kubectl, "minilm")
 
