@@ -15,9 +15,7 @@ as a process on this machine (like `make up`).
 
 from __future__ import annotations
 
-import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,25 +24,22 @@ import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import sandbox  # noqa: E402  (the AI Core sandbox's helpers: run, kubectl, operator process)
+import sandbox  # noqa: E402  (the AI Core sandbox's helpers: kubectl, operator process, CLI)
 
 ROOT = sandbox.ROOT
 LOCAL = sandbox.LOCAL
 EXAMPLE = ROOT / "manifests" / "examples" / "kserve-minilm-cpu.yaml"
-NAMESPACE = "default"
+NAMESPACE = sandbox.NAMESPACE
 MODEL = "all-minilm-l6-v2"
 MODEL_DIR = LOCAL / "models" / MODEL
 MODEL_URI = f"pvc://models/{MODEL}"
 INFINITY_VENV = Path.home() / ".cache" / "embedding-operator" / "infinity-venv"
-PY = sys.executable
+PY = sandbox.PY
 step, run, kubectl = sandbox.step, sandbox.run, sandbox.kubectl
 
 
 def apply(obj: dict[str, object]) -> None:
-    subprocess.run(
-        ["kubectl", f"--kubeconfig={sandbox.KUBECONFIG}", "apply", "-f", "-"],
-        input=json.dumps(obj), text=True, check=True, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    sandbox.apply(json.dumps(obj))
 
 
 def model_volume() -> None:
@@ -83,9 +78,7 @@ def up() -> float:
     from embedding_operator.serving import DEFAULT_IMAGE
 
     run(PY, "-m", "testcluster", "import-image", f"{image}={DEFAULT_IMAGE}")
-    step("Installing the EmbeddingModel CRD")
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kubectl("wait", "--for=condition=Established", "crd/embeddingmodels.embeddings.ai")
+    sandbox.install_crd()
     step(f"Putting {MODEL} on a PersistentVolume ({MODEL_URI})")
     model_volume()
     step("Starting the operator")
@@ -97,14 +90,7 @@ def up() -> float:
     started = time.monotonic()
     apply(doc)
     step("Waiting for Ready (InferenceService -> KServe -> Deployment -> pod -> serving check)")
-    proc = kubectl(
-        "wait", "--for=condition=Ready", "emb/minilm", "-n", NAMESPACE, "--timeout=900s",
-        check=False,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        kubectl("get", "emb,isvc,deploy,pods", "-n", NAMESPACE, "-o", "wide", check=False)
-        kubectl("describe", "emb", "minilm", "-n", NAMESPACE, check=False)
-        sys.exit("kserve-sandbox: the model did not become Ready; see the conditions above")
+    sandbox.wait_ready(timeout="900s", show="emb,isvc,deploy,pods", name="kserve-sandbox")
     elapsed = time.monotonic() - started
     print(f"Ready after {elapsed:.0f} s")
     kubectl("get", "emb,isvc,deploy,pods", "-n", NAMESPACE, "-o", "wide")
@@ -141,39 +127,25 @@ def down() -> None:
     run(PY, "-m", "testcluster", "down", check=False)
 
 
+def clean_up() -> None:
+    step("Cleaning up: deleting the model (GC removes InferenceService, Deployment, pod)")
+    kubectl("delete", "emb", "minilm", "-n", NAMESPACE, "--timeout=120s")
+    kubectl(
+        "wait", "--for=delete", "pods", "-n", NAMESPACE,
+        "-l", "serving.kserve.io/inferenceservice=minilm", "--timeout=120s", check=False,
+    )  # fmt: skip
+
+
+#: What `up` prints to explore with, after `export KUBECONFIG=…`.
+EXPLORE = (
+    "  kubectl get emb,isvc,deploy,pods -o wide\n"
+    "  kubectl describe emb minilm\n"
+    "Stop with: make down-kserve"
+)
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("command", choices=["demo", "up", "down"])
-    args = parser.parse_args()
-    if args.command == "down":
-        down()
-        return 0
-    started = time.monotonic()
-    try:
-        up()
-        embed()
-    except BaseException:
-        if args.command == "demo":
-            down()
-        raise
-    if args.command == "demo":
-        step("Cleaning up: deleting the model (GC removes InferenceService, Deployment, pod)")
-        kubectl("delete", "emb", "minilm", "-n", NAMESPACE, "--timeout=120s")
-        kubectl(
-            "wait", "--for=delete", "pods", "-n", NAMESPACE,
-            "-l", "serving.kserve.io/inferenceservice=minilm", "--timeout=120s", check=False,
-        )  # fmt: skip
-        down()
-        print(f"\nDemo finished in {time.monotonic() - started:.0f} s.")
-    else:
-        print(
-            f"\nEverything is running. Explore with:\n"
-            f"  export KUBECONFIG={sandbox.KUBECONFIG}\n"
-            f"  kubectl get emb,isvc,deploy,pods -o wide\n"
-            f"  kubectl describe emb minilm\n"
-            f"Stop with: make down-kserve"
-        )
-    return 0
+    return sandbox.cli(__doc__ or "", up, embed, down, clean_up, explore=EXPLORE)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -49,6 +50,32 @@ def kubectl(
     *args: str, check: bool = True, capture: bool = False
 ) -> subprocess.CompletedProcess[str]:
     return run("kubectl", f"--kubeconfig={KUBECONFIG}", *args, check=check, capture=capture)
+
+
+def apply(manifest: str) -> None:
+    """`kubectl apply` of one manifest (YAML or JSON) given as text."""
+    subprocess.run(
+        ["kubectl", f"--kubeconfig={KUBECONFIG}", "apply", "-f", "-"],
+        input=manifest, text=True, check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def install_crd() -> None:
+    step("Installing the EmbeddingModel CRD")
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    kubectl("wait", "--for=condition=Established", "crd/embeddingmodels.embeddings.ai")
+
+
+def wait_ready(*, timeout: str, show: str, name: str = "sandbox") -> None:
+    """Wait for emb/minilm to be Ready; if it is not, show `show` (kinds) and its conditions."""
+    proc = kubectl(
+        "wait", "--for=condition=Ready", "emb/minilm", "-n", NAMESPACE, f"--timeout={timeout}",
+        check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        kubectl("get", show, "-n", NAMESPACE, "-o", "wide", check=False)
+        kubectl("describe", "emb", "minilm", "-n", NAMESPACE, check=False)
+        sys.exit(f"{name}: the model did not become Ready; see the conditions and Events above")
 
 
 def operator_running() -> bool:
@@ -118,38 +145,21 @@ def up() -> None:
     run(PY, "-m", "testcluster", "up")
     step("Starting the local AI Core (template from manifests/aicore/, MiniLM in its object store)")
     run(PY, "-m", "aicore_local", "up")
-    step("Installing the EmbeddingModel CRD")
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kubectl("wait", "--for=condition=Established", "crd/embeddingmodels.embeddings.ai")
+    install_crd()
     step(f"Creating Secret {NAMESPACE}/{SECRET} from the local AI Core's service key")
     secret = kubectl(
         "create", "secret", "generic", SECRET, "-n", NAMESPACE,
         f"--from-file=serviceKey={SERVICE_KEY}", "--dry-run=client", "-o", "yaml",
         capture=True,
     ).stdout  # fmt: skip
-    subprocess.run(
-        ["kubectl", f"--kubeconfig={KUBECONFIG}", "apply", "-f", "-"],
-        input=secret, text=True, check=True, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    apply(secret)
     step("Starting the operator")
     start_operator()
     step(f"Applying {EXAMPLE.relative_to(ROOT)}")
     kubectl("apply", "-n", NAMESPACE, "-f", str(EXAMPLE))
     step("Waiting for Ready (AI Core artifact -> configuration -> deployment -> serving check)")
     started = time.monotonic()
-    proc = kubectl(
-        "wait",
-        "--for=condition=Ready",
-        "emb/minilm",
-        "-n",
-        NAMESPACE,
-        "--timeout=600s",
-        check=False,
-    )
-    if proc.returncode != 0:
-        kubectl("get", "emb", "-n", NAMESPACE, "-o", "wide", check=False)
-        kubectl("describe", "emb", "minilm", "-n", NAMESPACE, check=False)
-        sys.exit("sandbox: the model did not become Ready; see the conditions and Events above")
+    wait_ready(timeout="600s", show="emb")
     print(f"Ready after {time.monotonic() - started:.0f} s")
     kubectl("get", "emb", "-n", NAMESPACE, "-o", "wide")
 
@@ -186,13 +196,24 @@ def down() -> None:
     run(PY, "-m", "testcluster", "down", check=False)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def cli(
+    doc: str,
+    up: Callable[[], object],
+    embed: Callable[[], None],
+    down: Callable[[], None],
+    clean_up: Callable[[], None],
+    *,
+    explore: str,
+) -> int:
+    """`demo` (up, embed, clean up, down; down also on failure), `up` (leave it running, print
+    `explore`) or `down`: the one command line of both sandboxes."""
+    parser = argparse.ArgumentParser(description=" ".join(doc.split("\n\n")[0].split()))
     parser.add_argument("command", choices=["demo", "up", "down"])
     args = parser.parse_args()
     if args.command == "down":
         down()
         return 0
+    started = time.monotonic()
     try:
         up()
         embed()
@@ -201,20 +222,32 @@ def main() -> int:
             down()
         raise
     if args.command == "demo":
-        step("Cleaning up: deleting the model (the finalizer stops and deletes its deployment)")
-        kubectl("delete", "emb", "minilm", "-n", NAMESPACE, "--timeout=120s")
+        clean_up()
         down()
-        print("\nDemo finished.")
+        print(f"\nDemo finished in {time.monotonic() - started:.0f} s.")
     else:
         print(
-            f"\nEverything is running. Explore with:\n"
-            f"  export KUBECONFIG={KUBECONFIG}\n"
-            f"  kubectl get emb -o wide\n"
-            f"  kubectl describe emb minilm\n"
-            f"  .venv/bin/embedding-operator embed minilm 'hello world'\n"
-            f"Stop with: make down"
+            f"\nEverything is running. Explore with:\n  export KUBECONFIG={KUBECONFIG}\n{explore}"
         )
     return 0
+
+
+def clean_up() -> None:
+    step("Cleaning up: deleting the model (the finalizer stops and deletes its deployment)")
+    kubectl("delete", "emb", "minilm", "-n", NAMESPACE, "--timeout=120s")
+
+
+#: What `up` prints to explore with, after `export KUBECONFIG=…`.
+EXPLORE = (
+    "  kubectl get emb -o wide\n"
+    "  kubectl describe emb minilm\n"
+    "  .venv/bin/embedding-operator embed minilm 'hello world'\n"
+    "Stop with: make down"
+)
+
+
+def main() -> int:
+    return cli(__doc__ or "", up, embed, down, clean_up, explore=EXPLORE)
 
 
 if __name__ == "__main__":

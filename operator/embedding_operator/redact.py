@@ -4,10 +4,12 @@ Log records (logs.py's filter), Events and status messages (the reconciler's sin
 AI Core error messages (aicore/errors.py) all use the patterns below, so a secret shape masked in
 one exit is masked in all of them. Two kinds of rule:
 
-- *Shapes*: values of secret-named fields in JSON, Python reprs, YAML-ish ``key: value`` lines, form
-  bodies and query strings (``client_secret=…``, also percent-encoded and inside escaped JSON),
-  ``Authorization`` headers of any scheme, ``Bearer`` tokens of any length, JWTs (whole or cut
-  short: a JSON object in base64url always starts with ``eyJ``), and PEM private keys.
+- *Shapes*: values of secret-named fields (not a shell command that makes one, as in the hint
+  ``--from-literal=apiKey="$(openssl rand -hex 32)"``) in JSON, Python reprs, YAML-ish
+  ``key: value`` lines, form bodies and query strings (``client_secret=…``, also percent-encoded
+  and inside escaped JSON), ``Authorization`` headers of any scheme, ``Bearer`` tokens of any
+  length, JWTs (whole or cut short: a JSON object in base64url always starts with ``eyJ``), and
+  PEM private keys.
 - *Known values*: the client secrets and tokens this process holds (`remember`), and the extra
   values a caller passes, matched verbatim, percent-encoded (any case, ``+`` for space),
   JSON-escaped, and base64-encoded, also after percent-encoding (standard and URL-safe, at every
@@ -43,6 +45,10 @@ _FIELDS = (
 _GENERIC = r"token|secret"
 _PREFIX = r"(?:[a-z0-9]+[_-])*"  # AICORE_CLIENT_SECRET=…, X-Api-Key: …
 """Field names too common in prose to mask after a bare ``name:``; masked when quoted or ``=``."""
+# A value that is a shell command substitution with arguments, e.g. the hint
+# `--from-literal=apiKey="$(openssl rand -hex 32)"`: a command that makes a secret, not one. A
+# secret itself has no spaces, so one shaped like `$(…)` (`"$(Xk9!q)"`) is still masked.
+_SHELL_COMMAND = r"\$\([a-z][\w.-]*(?:[ \t]+[\w./:=+-]+)+\)"
 # NB: a key may be quoted ("k", 'k', or \"k\" inside a JSON string that holds JSON); the value is
 # a quoted string of the same kinds or a bare run up to a delimiter; `=` may arrive as %3D.
 _FIELD = re.compile(
@@ -52,6 +58,7 @@ _FIELD = re.compile(
       | \b{_PREFIX}(?:{_FIELDS}|{_GENERIC})\s*(?:=|%3D)\s*
       | \b{_PREFIX}(?:{_FIELDS})\s*:\s*
     )
+    (?!(?P<cq>\\?["']?){_SHELL_COMMAND}(?P=cq)(?![^\s"'&,;}}\]<>\\]))  # a shell command
     (?P<value>
         \\"(?:[^"\\]|\\[^"])*\\"      # \"…\" (JSON inside a JSON string)
       | "(?:[^"\\]|\\.)*"              # "…"

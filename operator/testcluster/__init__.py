@@ -8,9 +8,10 @@ kube-controller-manager built from upstream Go modules into one cached binary.
 CLI: `python -m testcluster build|up|down|status` (see docs/testcluster.md).
 """
 
-from testcluster.build import binary_path, built_binary, cache_dir, ensure_binary
+from testcluster.build import binary_path, built_binary, ensure_binary
 from testcluster.cluster import ADMIN_USER, CONTROLLERS, TESTER_USER, Cluster
 from testcluster.errors import ClusterError
+from testcluster.gobuild import cache_dir
 
 __all__ = [
     "ADMIN_USER",

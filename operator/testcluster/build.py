@@ -3,34 +3,25 @@
 The binary comes from the small Go wrapper module in `go/` next to this file. A cold build takes
 many minutes on a small machine, so the result is cached under the shared cache directory, keyed by
 a hash of the wrapper's sources: only a fresh machine (or a changed wrapper) pays for it. The build
-writes to a temporary name and is renamed into place, so a cached path is always a complete binary;
-a file lock keeps two concurrent `build` calls from compiling twice.
+is gobuild.py's `ensure_built` (lock, temporary name, rename into place, build log), with `go build`
+run in the wrapper module itself: it is a module of this repository, not one to download and copy.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import re
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from testcluster.errors import ClusterError
+from testcluster.gobuild import cache_dir, ensure_built, go
 
 GO_MODULE_DIR = Path(__file__).resolve().parent / "go"
 #: Files whose content decides the binary; the cache key is their hash.
 _KEY_FILES = ("go.mod", "go.sum", "main.go")
-
-
-def cache_dir() -> Path:
-    """The project's cache directory (`EMBEDDING_OPERATOR_CACHE` overrides the default)."""
-    env = os.environ.get("EMBEDDING_OPERATOR_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "embedding-operator"
 
 
 def kubernetes_version(module_dir: Path = GO_MODULE_DIR) -> str | None:
@@ -92,71 +83,29 @@ def built_binary(module_dir: Path = GO_MODULE_DIR) -> Path:
     return path
 
 
-def _go_executable() -> str:
-    go = os.environ.get("GO") or shutil.which("go")
-    if go:
-        return go
-    fallback = Path("/usr/local/go/bin/go")
-    if fallback.is_file():
-        return str(fallback)
-    raise ClusterError("step 'find go': no `go` on PATH (install Go 1.26 or set GO=/path/to/go)")
-
-
 def ensure_binary(module_dir: Path = GO_MODULE_DIR, *, quiet: bool = False) -> Path:
     """Return the cached binary, building it first if the cache lacks it."""
     target = binary_path(module_dir)
-    if target.is_file() and os.access(target, os.X_OK):
-        return target
-    if os.environ.get("TESTCLUSTER_BIN"):
+    if os.environ.get("TESTCLUSTER_BIN") and not (target.is_file() and os.access(target, os.X_OK)):
         raise ClusterError(f"TESTCLUSTER_BIN={target} is not an executable file")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = target.parent / "testcluster.lock"
-    with lock_path.open("w") as lock:
-        # NB: a second caller blocks here until the first build finishes, then reuses it.
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if target.is_file():
-            return target
-        _build(module_dir, target, quiet=quiet)
-    return target
 
+    def build(out: Path, log: Path) -> None:
+        go(
+            ["build", "-trimpath", f"-ldflags={ldflags(module_dir)}", "-o", str(out), "."],
+            cwd=module_dir,
+            log=log,
+            step="go build",
+            what=f"the wrapper module {module_dir}",
+        )
+        _prune(target)
 
-def _build(module_dir: Path, target: Path, *, quiet: bool) -> None:
-    go = _go_executable()
-    log_path = target.parent / f"{target.name}.build.log"
-    tmp = target.parent / f"{target.name}.tmp-{os.getpid()}"
-    cmd = [go, "build", "-trimpath", f"-ldflags={ldflags(module_dir)}", "-o", str(tmp), "."]
-    env = dict(os.environ)
-    # NB: never let the go command fetch a different toolchain behind our back.
-    env.setdefault("GOTOOLCHAIN", "local")
-    if not quiet:
-        print(
-            f"testcluster: building {target.name} (10-25 min cold, under a minute with a warm "
-            f"Go build cache); log: {log_path}",
-            file=sys.stderr,
-            flush=True,
-        )
-    started = time.monotonic()
-    with log_path.open("w") as log:
-        log.write(f"$ (cd {module_dir} && {' '.join(cmd)})\n")
-        log.flush()
-        proc = subprocess.run(
-            cmd, cwd=module_dir, env=env, stdout=log, stderr=subprocess.STDOUT, check=False
-        )
-    if proc.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        raise ClusterError(
-            f"step 'go build' failed (exit {proc.returncode}) in {module_dir}; "
-            f"see the log: {log_path}"
-        )
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, target)  # atomic: a cached path is never a half-written binary
-    _prune(target)
-    if not quiet:
-        print(
-            f"testcluster: built {target} in {time.monotonic() - started:.0f}s",
-            file=sys.stderr,
-            flush=True,
-        )
+    return ensure_built(
+        target,
+        lock=cache_dir() / "testcluster.lock",
+        what=f"{target.name} (10-25 min cold, under a minute with a warm Go build cache)",
+        build=build,
+        quiet=quiet,
+    )
 
 
 #: A binary of other wrapper sources is deleted only when unused this long: several checkouts

@@ -545,6 +545,7 @@ class Cluster:
             deadline=deadline,
             spawn=spawn,
         )
+        deadline += phases.get(node_mod.QUEUE_PHASE, 0.0)  # the wait for our turn is not start time
         for name, seconds in phases.items():
             state.phases[name] = round(seconds + state.phases.get(APISERVER, 0.0), 2)
         self._wait(

@@ -8,7 +8,7 @@
 - **The service range is routed onto the pod bridge** (`ip route 10.0.0.0/24 dev tcnode0`): the
   host's connections to a ClusterIP leave from the node IP and are DNATed to a pod, and a ClusterIP
   nobody serves goes to the bridge, where nothing answers, never to the default route.
-- **CoreDNS** (built from its Go module, `testcluster.gotool.COREDNS`) runs as a host process bound
+- **CoreDNS** (built from its Go module, `COREDNS_TOOL`) runs as a host process bound
   to the node IP, port 53, with the `kubernetes` plugin for `cluster.local` and the reverse zones.
   Every other name is NXDOMAIN: nothing is forwarded, so no query leaves this machine. The
   kubelet's `clusterDNS` is the node IP, the NodeLocal DNSCache layout: pods and hostNetwork pods
@@ -27,8 +27,14 @@ import subprocess
 from pathlib import Path
 
 from testcluster.errors import ClusterError
+from testcluster.gobuild import GoTool
 
 PROXY, COREDNS = "kube-proxy", "coredns"
+#: CoreDNS with its stock plugin set (kubernetes and template included), built by gobuild.py and
+#: cached as `~/.cache/embedding-operator/coredns-v1.12.4` (`python -m testcluster.gotool coredns`).
+COREDNS_TOOL = GoTool(
+    name="coredns", module="github.com/coredns/coredns", version="v1.12.4", package="."
+)
 PROXY_USER = "system:kube-proxy"  # bound to system:node-proxier by the bootstrap RBAC policy
 COREDNS_USER = "system:coredns"
 COREDNS_ROLE = "testcluster:coredns"

@@ -45,10 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from testcluster import clusternet
-from testcluster.build import _go_executable, cache_dir, kubernetes_version
+from testcluster.build import kubernetes_version
 from testcluster.errors import ClusterError
-from testcluster.gotool import COREDNS as COREDNS_TOOL
-from testcluster.gotool import ensure_go_tool
+from testcluster.gobuild import cache_dir, ensure_go_tool, go_executable, module_source
 
 CONTAINERD_MODULE = "github.com/containerd/containerd/v2"
 CONTAINERD_VERSION = "v2.2.9"
@@ -94,6 +93,8 @@ _SESSION_LOCK = "node.session.lock"  # in the cache dir: held by the process who
 _CLEAN = ".stopped-clean"  # in the kept containerd root: no container or sandbox is left in it
 #: Seconds a start waits for another node on this machine to stop (0: fail at once).
 WAIT_ENV = "TESTCLUSTER_NODE_WAIT"
+#: The phase (seconds) a start spent waiting for another node to stop.
+QUEUE_PHASE = "node-queue"
 
 
 # --- builds and images ---------------------------------------------------------------------------
@@ -129,7 +130,7 @@ def ensure_containerd(version: str = CONTAINERD_VERSION, *, quiet: bool = False)
             print(f"testcluster: building containerd {version} (1-3 min); log: {log_path}")
         with log_path.open("w") as log:
             proc = subprocess.run(
-                [_go_executable(), "install", "-trimpath", "-ldflags=-s -w", *pkgs],
+                [go_executable(), "install", "-trimpath", "-ldflags=-s -w", *pkgs],
                 env=env,
                 cwd=target.parent,
                 stdout=log,
@@ -148,22 +149,7 @@ def ensure_containerd(version: str = CONTAINERD_VERSION, *, quiet: bool = False)
 
 
 def _kubernetes_module_dir() -> Path:
-    version = kubernetes_version()
-    proc = subprocess.run(
-        [_go_executable(), "mod", "download", "-json", f"k8s.io/kubernetes@{version}"],
-        capture_output=True,
-        text=True,
-        cwd=cache_dir(),
-        env=dict(os.environ, GOTOOLCHAIN="local"),
-        check=False,
-    )
-    try:
-        directory = json.loads(proc.stdout or "{}").get("Dir")
-    except ValueError:
-        directory = None
-    if proc.returncode != 0 or not directory:
-        raise ClusterError(f"step 'go mod download k8s.io/kubernetes@{version}' failed")
-    return Path(directory)
+    return module_source("k8s.io/kubernetes", str(kubernetes_version()))
 
 
 def ensure_pause_archive() -> Path:
@@ -328,6 +314,7 @@ class Node:
         if inspect.returncode != 0:
             raise ClusterError(f"step 'import image': podman has no image {image}: build it first")
         image_id = inspect.stdout.strip()
+        image, aliases = _normalized(image), tuple(_normalized(a) for a in aliases)
         names = (image, *aliases)
         label = "embeddings.ai/podman-id"
         have = self.ctr("images", "ls", "-q", f'labels."{label}"=={image_id}').split()
@@ -427,8 +414,11 @@ class Node:
         started = time.monotonic()
         phases: dict[str, float] = {}
         self._claim()
+        # NB: `deadline` bounds the start, not the wait for our turn at the machine's one node.
+        phases[QUEUE_PHASE] = round(time.monotonic() - started, 2)
+        deadline += phases[QUEUE_PHASE]
         ctrd = ensure_containerd()
-        coredns = ensure_go_tool(COREDNS_TOOL, quiet=False)
+        coredns = ensure_go_tool(clusternet.COREDNS_TOOL, quiet=False)
         state = _NodeState(
             binary=binary,
             containerd_dir=str(ctrd),
@@ -811,6 +801,19 @@ disabled_plugins = [
 
 
 # --- host plumbing -------------------------------------------------------------------------------
+
+
+def _normalized(name: str) -> str:
+    """An image name as the CRI plugin spells it (`busybox:1` → `docker.io/library/busybox:1`).
+
+    A short name tagged with `ctr` stays short, and the CRI then fails every container of that
+    image id with "image docker.io/library/…: not found"; in a kept store, for good."""
+    first, _, rest = name.partition("/")
+    if not rest:
+        return f"docker.io/library/{name}"
+    if "." in first or ":" in first or first == "localhost":
+        return name
+    return f"docker.io/{name}"
 
 
 def _try_lock(lock: io.TextIOWrapper) -> bool:

@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
-from testcluster.gotool import HELM, ensure_go_tool
+from testcluster.gobuild import ensure_go_tool
+from testcluster.gotool import HELM
 from tests.fixtures.cluster import REPO_ROOT, Kubectl, wait_until
 from tests.fixtures.manifests import INSTALL, kustomize
 

@@ -24,7 +24,9 @@ import pytest
 from embedding_operator import logs, redact
 from embedding_operator.aicore.errors import status_error
 from embedding_operator.api.conditions import Outcome, Reason
+from embedding_operator.api.spec import ApiKeySecretRef
 from embedding_operator.api.status import ServingStatus
+from embedding_operator.apikey import ApiKeyUnavailable, api_key_from, create_hint
 from embedding_operator.backends.base import Event, Reconciled
 from embedding_operator.reconciler import Reconciler
 from embedding_operator.settings import Settings
@@ -40,6 +42,10 @@ JWT = (
 OPAQUE = "f3a9c1d2e4b5a6c7d8e9f0a1b2c3d4e5"
 SHORT = "Ab3x9"
 REFRESH = "rt-8c1d5e7f9a0b"
+# An API key nobody `remember`ed: only the shape rules can mask it.
+API_KEY = "9b1e4f7a2c8d3e6f0a5b7c9d"
+# The hint in the KServe API-key messages: `$(…)` makes a key, it is not one.
+HINT = create_hint("team-a", ApiKeySecretRef(name="embed-key"))
 PEM = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"
 
 SERVICE_KEY = {
@@ -92,6 +98,15 @@ SHAPES: list[tuple[str, str, tuple[str, ...]]] = [
     ("known-base64-body", f"echo: {base64.b64encode(FORM.encode()).decode()}", (SECRET,)),
     ("known-json-escaped", json.dumps({"echo": f'said "{SECRET}"'}), (SECRET,)),
     ("pem", f"key: {PEM}", ("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC",)),
+    ("key-next-to-the-hint", f"{HINT} --from-literal=token={API_KEY}", (API_KEY,)),
+    ("key-in-the-hint", HINT.replace("$(openssl rand -hex 32)", API_KEY), (API_KEY,)),
+    (
+        "key-next-to-the-hint-json",
+        json.dumps({"apiKey": "$(openssl rand -hex 32)", "api_key": API_KEY}),
+        (API_KEY,),
+    ),
+    ("key-shaped-like-a-command", 'apiKey="$(Zq8!wP3vR7tL)"', ("$(Zq8!wP3vR7tL)",)),
+    ("key-glued-to-a-command", f'apiKey="$(openssl rand -hex 32){API_KEY}"', (API_KEY,)),
 ]
 
 PROSE = [
@@ -105,7 +120,20 @@ PROSE = [
     "spec.model.uri: String should match pattern '^(hf|s3|pvc)://'",
     "InferenceService minilm is Ready and served a 384-dimensional embedding",
     "https://api.ai.example.test/v2/inference/deployments/d1a2b3c4/v1/embeddings",
+    HINT,
+    create_hint("team-a", ApiKeySecretRef(name="embed-key", key="token")),
+    "--from-literal=api-key='$(openssl rand -base64 32)' or --from-literal=apiKey=$(pwgen -s 32 1)",
 ]
+
+
+def test_the_api_key_hint_reaches_the_user_whole() -> None:
+    """The KServe API-key message tells how to make a key; the redactor keeps that command."""
+    data = {"apiKey": base64.b64encode(b"key with spaces").decode()}
+    with pytest.raises(ApiKeyUnavailable) as error:
+        api_key_from(data, "1", "team-a", ApiKeySecretRef(name="embed-key"))
+    message = str(error.value)
+    assert '--from-literal=apiKey="$(openssl rand -hex 32)"' in message
+    assert redact.redact(message) == message
 
 
 def recoverable(output: str, secret: str, window: int = 10) -> bool:
