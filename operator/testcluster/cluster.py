@@ -34,9 +34,9 @@ from typing import Any
 
 import yaml
 
+from testcluster import clusternet, pki
 from testcluster import kserve as kserve_mod
 from testcluster import node as node_mod
-from testcluster import pki
 from testcluster.build import built_binary
 from testcluster.errors import ClusterError
 
@@ -381,6 +381,8 @@ class Cluster:
             identities += [
                 pki.Identity(node_mod.KUBELET_USER, pki.new_token(), ("system:nodes",)),
                 pki.Identity(node_mod.SCHEDULER_USER, pki.new_token()),
+                pki.Identity(clusternet.PROXY_USER, pki.new_token()),
+                pki.Identity(clusternet.COREDNS_USER, pki.new_token()),
             ]
         keys = pki.generate(self.pki_dir, identities)
         etcd_port, etcd_peer_port, api_port = _free_ports(3)
@@ -526,12 +528,18 @@ class Cluster:
         ) -> subprocess.Popen[bytes]:
             return self._popen(argv, component, log_path, detach=detach)
 
+        admin = tokens[ADMIN_USER]
+        for obj in clusternet.coredns_rbac():
+            self._create(state.server, admin, obj)
         phases = self.node.start(
             binary=state.binary,
             server=state.server,
             ca_file=self.ca_file,
             kubelet_token=tokens[node_mod.KUBELET_USER],
             scheduler_token=tokens[node_mod.SCHEDULER_USER],
+            proxy_token=tokens[clusternet.PROXY_USER],
+            dns_token=tokens[clusternet.COREDNS_USER],
+            service_cidr=SERVICE_CLUSTER_IP_RANGE,
             kubeconfig=kubeconfig,
             detach=detach,
             deadline=deadline,
@@ -540,7 +548,6 @@ class Cluster:
         deadline += phases.get(node_mod.QUEUE_PHASE, 0.0)  # the wait for our turn is not start time
         for name, seconds in phases.items():
             state.phases[name] = round(seconds + state.phases.get(APISERVER, 0.0), 2)
-        admin = tokens[ADMIN_USER]
         self._wait(
             state,
             f"node {node_mod.NODE_NAME} Ready",
@@ -548,6 +555,25 @@ class Cluster:
             deadline,
         )
         state.phases["node-ready"] = round(time.monotonic() - started, 2)
+        self.node.wait_networking(deadline)
+        state.phases["kube-proxy+coredns"] = round(time.monotonic() - started, 2)
+
+    def _create(self, server: str, token: str, obj: dict[str, Any]) -> None:
+        """POST one cluster-scoped RBAC object (409: it exists, fine)."""
+        plural = {"ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings"}
+        url = f"{server}/apis/rbac.authorization.k8s.io/v1/{plural[str(obj['kind'])]}"
+        req = urllib.request.Request(url, data=json.dumps(obj).encode(), method="POST")
+        req.add_header("Authorization", f"Bearer {token}")
+        req.add_header("Content-Type", "application/json")
+        ctx = ssl.create_default_context(cafile=str(self.ca_file))
+        try:
+            with urllib.request.urlopen(req, timeout=10, context=ctx):
+                return
+        except urllib.error.HTTPError as exc:
+            if exc.code != 409:
+                raise ClusterError(
+                    f"step 'create {obj['kind']}': HTTP {exc.code} {exc.read()[:300]!r}"
+                ) from exc
 
     def _node_ready(self, server: str, token: str) -> bool:
         if not all(self.node.alive().values()):

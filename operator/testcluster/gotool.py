@@ -1,7 +1,7 @@
 """The Go tools the project builds from pinned modules of the Go module proxy, as one table
 (`TOOLS`) for the CLI; each is a `GoTool` of the one builder (gobuild.py), cached as
-`~/.cache/embedding-operator/<name>-<version>`. Helm is defined here; Argo CD and KServe's
-controller beside the rest of their harness (argocd.py, kserve.py).
+`~/.cache/embedding-operator/<name>-<version>`. Helm is defined here; Argo CD, KServe's
+controller and CoreDNS beside the rest of their harness (argocd.py, kserve.py, clusternet.py).
 
     python -m testcluster.gotool helm      # prints the path of the cached helm binary
 """
@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from testcluster.argocd import ARGOCD
+from testcluster.clusternet import COREDNS_TOOL
 from testcluster.errors import ClusterError
 from testcluster.gobuild import GoTool, ensure_go_tool
 from testcluster.kserve import KSERVE
@@ -40,7 +41,7 @@ class _Helm(GoTool):
 
 
 HELM = _Helm(name="helm", module="helm.sh/helm/v3", version="v3.22.0", package="./cmd/helm")
-TOOLS = {tool.name: tool for tool in (HELM, ARGOCD, KSERVE)}
+TOOLS = {tool.name: tool for tool in (HELM, ARGOCD, KSERVE, COREDNS_TOOL)}
 
 
 def main(argv: list[str] | None = None) -> int:

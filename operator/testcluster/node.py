@@ -39,13 +39,15 @@ import socket
 import subprocess
 import tarfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from testcluster import clusternet
 from testcluster.build import kubernetes_version
 from testcluster.errors import ClusterError
-from testcluster.gobuild import cache_dir, go_executable, module_source
+from testcluster.gobuild import cache_dir, ensure_go_tool, go_executable, module_source
 
 CONTAINERD_MODULE = "github.com/containerd/containerd/v2"
 CONTAINERD_VERSION = "v2.2.9"
@@ -63,6 +65,9 @@ CNI_BIN_DIR = Path("/usr/lib/cni")
 RUNC = "/usr/sbin/runc"
 
 CONTAINERD, KUBELET, SCHEDULER = "containerd", "kubelet", "kube-scheduler"
+PROXY, COREDNS = clusternet.PROXY, clusternet.COREDNS
+#: The cluster DNS server (CoreDNS on the node IP, port 53): the kubelet's clusterDNS.
+CLUSTER_DNS = NODE_IP
 KUBELET_USER = f"system:node:{NODE_NAME}"
 SCHEDULER_USER = "system:kube-scheduler"
 
@@ -231,6 +236,9 @@ class _NodeState:
     containerd_dir: str
     pids: dict[str, int] = field(default_factory=dict)
     created_device_plugins_dir: bool = False
+    coredns: str = ""
+    ports: dict[str, int] = field(default_factory=dict)
+    service_cidr: str = ""
 
 
 def check_prerequisites() -> None:
@@ -244,6 +252,7 @@ def check_prerequisites() -> None:
         missing.append("containernetworking-plugins")
     if shutil.which("ip") is None:
         missing.append("iproute2")
+    missing += clusternet.check_prerequisites()
     if missing:
         raise ClusterError(
             f"node mode needs the Debian packages {' '.join(missing)}: "
@@ -253,6 +262,11 @@ def check_prerequisites() -> None:
 
 class Node:
     """The node processes of one cluster, rooted in `<state_dir>/node`."""
+
+    #: The address pods (and hostNetwork pods with ClusterFirstWithHostNet) resolve names at:
+    #: `<svc>.<ns>.svc.cluster.local` from CoreDNS, port 53.
+    cluster_dns = CLUSTER_DNS
+    cluster_domain = clusternet.CLUSTER_DOMAIN
 
     def __init__(self, state_dir: Path, log_dir: Path) -> None:
         self.root = state_dir / "node"
@@ -359,6 +373,8 @@ class Node:
     def _argv0(self, state: _NodeState, component: str) -> tuple[str, str | None]:
         if component == CONTAINERD:
             return str(Path(state.containerd_dir) / "containerd"), None
+        if component == COREDNS:
+            return state.coredns, None
         return state.binary, component
 
     def alive(self) -> dict[str, bool]:
@@ -385,12 +401,17 @@ class Node:
         ca_file: Path,
         kubelet_token: str,
         scheduler_token: str,
+        proxy_token: str,
+        dns_token: str,
+        service_cidr: str,
         kubeconfig: Callable[[str, str, str], str],
         detach: bool,
         deadline: float,
         spawn: Callable[[list[str], str, Path, bool], subprocess.Popen[bytes]],
     ) -> dict[str, float]:
-        """Start containerd, kubelet and kube-scheduler; return per-step seconds."""
+        """Start containerd, kubelet, kube-scheduler, kube-proxy and CoreDNS; per-step seconds.
+
+        `wait_networking` then waits until kube-proxy and CoreDNS answer."""
         check_prerequisites()
         started = time.monotonic()
         phases: dict[str, float] = {}
@@ -399,13 +420,19 @@ class Node:
         phases[QUEUE_PHASE] = round(time.monotonic() - started, 2)
         deadline += phases[QUEUE_PHASE]
         ctrd = ensure_containerd()
-        state = _NodeState(binary=binary, containerd_dir=str(ctrd))
+        coredns = ensure_go_tool(clusternet.COREDNS_TOOL, quiet=False)
+        state = _NodeState(
+            binary=binary,
+            containerd_dir=str(ctrd),
+            coredns=str(coredns),
+            service_cidr=service_cidr,
+        )
         state.created_device_plugins_dir = not Path("/var/lib/kubelet").exists()
         self._save(state)
         for sub in ("containerd", "cni/net.d", "cni/ipam", "kubelet", "pod-logs", "manifests"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         _prepare_kept_root(containerd_root())
-        _bridge_up()
+        _bridge_up(service_cidr)
         _make_cgroups(CGROUP_ROOT)
         (self.root / "cni/net.d/10-testcluster.conflist").write_text(self._cni_config())
         (self.root / "containerd/config.toml").write_text(self._containerd_config())
@@ -454,7 +481,46 @@ class Node:
         ])
         # fmt: on
         phases[KUBELET] = round(time.monotonic() - started, 2)
+
+        proxy_kc = self.root / "kube-proxy.kubeconfig"
+        _write_private(proxy_kc, kubeconfig(clusternet.PROXY_USER, proxy_token, "kube-proxy"))
+        healthz, metrics, ready = _free_port(), _free_port(), _free_port()
+        state.ports = {"kube-proxy-healthz": healthz, "coredns-ready": ready}
+        proxy_config = self.root / "kube-proxy.yaml"
+        proxy_config.write_text(
+            clusternet.proxy_config(
+                kubeconfig=proxy_kc,
+                node_name=NODE_NAME,
+                node_ip=NODE_IP,
+                pod_cidr=POD_SUBNET,
+                healthz=healthz,
+                metrics=metrics,
+            )
+        )
+        run(PROXY, [binary, PROXY, f"--config={proxy_config}", "--v=1"])
+        dns_kc = self.root / "coredns.kubeconfig"
+        _write_private(dns_kc, kubeconfig(clusternet.COREDNS_USER, dns_token, "coredns"))
+        corefile = self.root / "Corefile"
+        corefile.write_text(
+            clusternet.corefile(
+                bind=NODE_IP, kubeconfig=dns_kc, context="coredns", ready_port=ready
+            )
+        )
+        run(COREDNS, [str(coredns), "-conf", str(corefile)])
         return phases
+
+    def wait_networking(self, deadline: float) -> None:
+        """Until kube-proxy has synced its rules and CoreDNS has read the API (both /ready)."""
+        state = self._state()
+        assert state is not None, "start() first"
+        port = state.ports
+        self._wait(
+            PROXY, lambda: _http_ok(f"http://127.0.0.1:{port['kube-proxy-healthz']}/healthz"),
+            deadline,
+        )  # fmt: skip
+        self._wait(
+            COREDNS, lambda: _http_ok(f"http://127.0.0.1:{port['coredns-ready']}/ready"), deadline
+        )
 
     def _claim(self) -> None:
         """Become the machine's one node: hold the session lock, then take over the owner file.
@@ -640,7 +706,11 @@ disabled_plugins = [
             "imageGCHighThresholdPercent": 100,
             "imageGCLowThresholdPercent": 99,
             "serializeImagePulls": False,
-            "clusterDomain": "cluster.local",
+            "clusterDomain": clusternet.CLUSTER_DOMAIN,
+            "clusterDNS": [CLUSTER_DNS],
+            # kube-proxy runs in nftables mode: the kubelet's iptables chains would serve no one
+            # and outlive the node (iptables-nft keeps them in the machine's tables).
+            "makeIPTablesUtilChains": False,
             "resolvConf": "/etc/resolv.conf",
             "maxPods": 50,
             "registerWithTaints": [],
@@ -659,7 +729,7 @@ disabled_plugins = [
         if state is None and not self.root.exists():
             return  # never started here: the machine-wide parts (bridge, cgroups) are not ours
         if state is not None:
-            for component in (SCHEDULER, KUBELET):
+            for component in (COREDNS, PROXY, SCHEDULER, KUBELET):
                 pid = state.pids.get(component)
                 if pid is not None:
                     _terminate(pid, *self._argv0(state, component), timeout=timeout)
@@ -684,7 +754,8 @@ disabled_plugins = [
         self._procs.clear()
         _unmount_under(self.root)
         _remove_cgroups(CGROUP_ROOT)
-        _bridge_down()
+        _bridge_down()  # its routes (the pod subnet, the service range) go with it
+        clusternet.cleanup()
         if state is not None and state.created_device_plugins_dir:
             # NB: the kubelet hard-codes /var/lib/kubelet/device-plugins; remove it if we made it.
             shutil.rmtree("/var/lib/kubelet", ignore_errors=True)
@@ -730,6 +801,10 @@ disabled_plugins = [
             found.append("containerd shims")
         if self.root.exists():
             found.append(f"directory {self.root}")
+        found += clusternet.leftovers()
+        procs = _processes_naming(str(self.root))
+        if procs:
+            found.append(f"processes {procs[:5]}")
         return found
 
 
@@ -937,14 +1012,38 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def _bridge_up() -> None:
-    """The pods' bridge, made before the kubelet starts: its address is the node's IP."""
+def _bridge_up(service_cidr: str) -> None:
+    """The pods' bridge, made before the kubelet starts: its address is the node's IP.
+
+    The service range is routed onto it too: the host reaches ClusterIPs from the node IP, and a
+    packet to a ClusterIP kube-proxy does not rewrite stays on the bridge (never the default
+    route off this machine)."""
     if not Path(f"/sys/class/net/{BRIDGE}").exists():
         _ip("link", "add", BRIDGE, "type", "bridge")
     prefix = POD_SUBNET.split("/")[1]
     if NODE_IP not in _ip("-4", "addr", "show", "dev", BRIDGE).stdout:
         _ip("addr", "add", f"{NODE_IP}/{prefix}", "dev", BRIDGE)
     _ip("link", "set", BRIDGE, "up")
+    _ip("route", "replace", service_cidr, "dev", BRIDGE, "src", NODE_IP)
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bool(resp.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
+def _processes_naming(root: str) -> list[str]:
+    """Processes whose command line names a path under `root` (kubelet, kube-proxy, CoreDNS...)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            argv = _cmdline(int(entry.name))
+            if any(root in a for a in argv[1:]):
+                found.append(f"{entry.name} {Path(argv[0]).name}")
+    return found
 
 
 def _bridge_down() -> None:

@@ -109,7 +109,9 @@ def test_crd_is_the_generated_file_itself(rendered, overlay):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_rbac_has_no_wildcard_no_exec_and_secrets_get_and_patch_only(rendered, overlay):
+def test_rbac_has_no_wildcard_no_exec_pods_list_only_and_secrets_get_and_patch_only(
+    rendered, overlay
+):
     rules = rules_of(rendered[overlay])
     assert rules, "no RBAC rules rendered"
     for rule in rules:
@@ -117,7 +119,8 @@ def test_rbac_has_no_wildcard_no_exec_and_secrets_get_and_patch_only(rendered, o
             assert not any("*" in value for value in rule.get(field, [])), rule
         assert "nonResourceURLs" not in rule, rule
     triples = normalized(rules)
-    assert not any(res.startswith("pods") for _, res, _ in triples), triples
+    # Pods: `list` only (the KServe predictor's status); no exec, logs, attach or writes.
+    assert [(r, v) for _, r, v in triples if r.startswith("pods")] == [("pods", "list")], triples
     # get by name, patch for the in-use finalizer; never list/watch (enumerating Secrets).
     assert sorted(v for g, r, v in triples if (g, r) == ("", "secrets")) == ["get", "patch"]
     for verb in ("delete", "deletecollection", "update", "escalate", "bind", "impersonate"):
@@ -167,6 +170,8 @@ def test_namespaced_role_grants_exactly_the_cluster_wide_rules(rendered):
         ("serving.kserve.io", "inferenceservices", "get"),
         ("serving.kserve.io", "inferenceservices", "create"),
         ("serving.kserve.io", "inferenceservices", "patch"),
+        ("", "pods", "list"),
+        ("apps", "deployments", "get"),
         ("", "secrets", "get"),
         ("", "secrets", "patch"),
     }
@@ -336,6 +341,8 @@ NEEDED = [
     ("get", ISVC, ()),
     ("create", ISVC, ()),
     ("patch", ISVC, ()),
+    ("list", "pods", ()),
+    ("get", "deployments.apps", ()),
     ("get", "secrets", ()),
     ("patch", "secrets", ()),
 ]
@@ -348,6 +355,10 @@ FORBIDDEN_HERE = [
     ("delete", "secrets", ()),
     ("create", "pods", ("--subresource=exec",)),
     ("get", "pods", ()),
+    ("delete", "pods", ()),
+    ("create", "pods", ()),
+    ("patch", "deployments.apps", ()),
+    ("list", "deployments.apps", ()),
     ("update", EMB, ()),
     ("delete", EMB, ()),
     ("delete", ISVC, ()),

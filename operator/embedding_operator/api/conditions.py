@@ -57,6 +57,9 @@ class Reason(StrEnum):
     INFERENCE_SERVICE_FAILED = "InferenceServiceFailed"
     INFERENCE_SERVICE_REJECTED = "InferenceServiceRejected"
     INFERENCE_SERVICE_CONFLICT = "InferenceServiceConflict"
+    CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"  # the predictor pod's, as the kubelet names it
+    IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
+    CREATE_CONTAINER_ERROR = "CreateContainerError"
     DELETION_BLOCKED = "DeletionBlocked"
     EMBEDDING_SPACE_CHANGE = "EmbeddingSpaceChange"
     # Ready=False without Stalled

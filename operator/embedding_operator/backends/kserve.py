@@ -1,6 +1,10 @@
 """The KServe backend: observe the InferenceService, apply the rendered one, report KServe's word.
 
-One pass is `get → render → server-side apply → assess → (serving check)`. Server-side apply with
+One pass is `get → render → server-side apply → observe the workload → assess → (serving check)`.
+Observing the workload reads what KServe made: the predictor Deployment (`<name>-predictor`, get)
+and its pods (list by KServe's labels), because KServe's own status says neither why a predictor
+pod cannot start nor that a rollout is still under way (plan/kserve.py: `Workload`). Without the
+RBAC for them (an older install) the pass goes on with KServe's word alone. Server-side apply with
 our field manager (`embedding-operator`, forced) owns exactly the fields `plan.kserve.render`
 writes, so KServe's own fields (its finalizer, status, defaults its webhook adds) are left alone
 and a changed spec updates the object in place. Deletion needs no work here: the controller owner
@@ -31,6 +35,8 @@ from typing import Any
 import httpx2  # lightkube's HTTP client: its non-JSON errors are httpx2 errors, not ApiError
 from lightkube import AsyncClient
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Pod
 
 from embedding_operator.api.conditions import Outcome, Reason
 from embedding_operator.api.status import KServeStatus, ServingStatus
@@ -50,9 +56,12 @@ from embedding_operator.plan.kserve import (
     ISVC_KIND,
     ISVC_PLURAL,
     ISVC_VERSION,
+    Workload,
     assess,
     foreign_owner,
     mode_change_refused,
+    predictor_deployment_name,
+    predictor_pod_selector,
     render,
     spec_problem,
 )
@@ -167,7 +176,8 @@ class KServeBackend:
                 )
             )
 
-        found = assess(spec, applied_obj)
+        workload = Workload() if spec.suspend else await self._workload(ref.name, ref.namespace)
+        found = assess(spec, applied_obj, workload)
         outcome, serving = found.outcome, None
         if outcome.state == "ready" and events:
             # NB: KServe's Ready still describes the previous spec right after our write, and its
@@ -231,6 +241,25 @@ class KServeBackend:
             raise
         return _plain(obj)
 
+    async def _workload(self, name: str, namespace: str) -> Workload:
+        """The predictor Deployment and pods KServe made; what RBAC or the mode hides is absent."""
+        deployment: dict[str, Any] | None = None
+        pods: list[dict[str, Any]] = []
+        try:
+            found = await self.client.get(
+                Deployment, predictor_deployment_name(name), namespace=namespace
+            )
+            deployment = found.to_dict()
+        except Exception as raw:  # noqa: BLE001 - only the API's 403/404 are expected here
+            _expected(raw)
+        try:
+            labels: dict[str, Any] = dict(predictor_pod_selector(name))
+            async for pod in self.client.list(Pod, namespace=namespace, labels=labels):
+                pods.append(pod.to_dict())
+        except Exception as raw:  # noqa: BLE001 - only the API's 403/404 are expected here
+            _expected(raw)
+        return Workload(deployment=deployment, pods=pods)
+
     def _result(
         self,
         outcome: Outcome,
@@ -280,6 +309,13 @@ def refusal(error: httpx2.HTTPStatusError, recheck_seconds: float) -> Outcome | 
             f"the API server refused the InferenceService: {message}",
         )
     return None
+
+
+def _expected(raw: BaseException) -> None:
+    """Swallow 404 (Knative mode: no such Deployment) and 403 (no RBAC for it); raise the rest."""
+    error = kube_error(raw)
+    if error is None or error.code not in (403, 404):
+        raise raw
 
 
 def _plain(obj: Any) -> dict[str, Any]:

@@ -15,8 +15,13 @@ Three rules shape `render`:
   server-side apply owns it and resuming is level-triggered.
 
 `assess` reads the live object back into an `Outcome` (KServe's `Ready`, the predictor conditions,
-`modelStatus`, the `Stopped` condition); when KServe says Ready, plan/serving_check.py turns one
-real embedding request into the final word. Nothing here does I/O; backends/kserve.py does.
+`modelStatus`, the `Stopped` condition) together with the `Workload` KServe made for it: the
+predictor pods (KServe v0.20.0 reports a crash-looping or unpullable predictor only as
+`MinimumReplicasUnavailable`, so the pod's own failure is read from the pod) and, in Standard mode,
+the predictor Deployment (KServe keeps `Ready=True` while the old pod still serves after a spec
+change, so the rollout is read from the Deployment). When KServe says Ready and the rollout is
+done, plan/serving_check.py turns one real embedding request into the final word. Nothing here
+does I/O; backends/kserve.py does.
 """
 
 from __future__ import annotations
@@ -83,6 +88,11 @@ API_KEY_ENV = "INFINITY_API_KEY"
 # The Secret's resourceVersion on the pods: env from a Secret is read once at container start,
 # so a rotated key must roll the pods. The version says nothing about the key itself.
 API_KEY_VERSION_ANNOTATION = "embeddings.ai/api-key-secret-version"
+
+# KServe's labels on the predictor's pods, and the name of its Deployment in Standard mode.
+POD_ISVC_LABEL = "serving.kserve.io/inferenceservice"
+POD_COMPONENT_LABEL = "component"
+PREDICTOR_SUFFIX = "-predictor"
 
 EVENT_CREATED = "InferenceServiceCreated"
 EVENT_UPDATED = "InferenceServiceUpdated"
@@ -252,6 +262,9 @@ def _container(spec: EmbeddingModelSpec) -> dict[str, Any]:
         # "http1" is the port name Knative routes HTTP/1.1 traffic to; Standard mode ignores it.
         "ports": [{"name": "http1", "containerPort": SERVING_PORT, "protocol": "TCP"}],
         "env": container_env(spec) + _api_key_env(spec),
+        # run.sh says why it cannot start on stderr: the kubelet keeps the log's tail as the
+        # termination message, which assess() quotes in Stalled (no pods/log access needed).
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     resources = _resources(spec)
     if resources:
@@ -346,6 +359,113 @@ def ref_kind(ref: ObjectRef) -> str:
 
 
 @dataclass(frozen=True)
+class Workload:
+    """What KServe made for the InferenceService, as the backend read it (nothing when absent).
+
+    `deployment` is `<name>-predictor` (Standard mode; None in Knative mode or before KServe made
+    it); `pods` are the pods labelled `serving.kserve.io/inferenceservice=<name>, component=
+    predictor`."""
+
+    deployment: Mapping[str, Any] | None = None
+    pods: Sequence[Mapping[str, Any]] = ()
+
+
+def predictor_deployment_name(name: str) -> str:
+    return name + PREDICTOR_SUFFIX
+
+
+def predictor_pod_selector(name: str) -> dict[str, str]:
+    return {POD_ISVC_LABEL: name, POD_COMPONENT_LABEL: "predictor"}
+
+
+# The kubelet's waiting reasons for a container that will not start by itself, and the hint.
+_POD_FAILURES: dict[str, tuple[Reason, str]] = {
+    "CrashLoopBackOff": (
+        Reason.CRASH_LOOP_BACK_OFF,
+        "check spec.model.uri and spec.serving, and the pod's logs (kubectl logs --previous)",
+    ),
+    **{
+        waiting: (
+            Reason.IMAGE_PULL_BACK_OFF,
+            "check spec.serving.image and that the node can pull it (imagePullSecrets)",
+        )
+        for waiting in ("ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull", "InvalidImageName")
+    },
+    **{
+        waiting: (
+            Reason.CREATE_CONTAINER_ERROR,
+            "check the Secrets and ConfigMaps the spec refers to (kubectl describe pod)",
+        )
+        for waiting in ("CreateContainerConfigError", "CreateContainerError", "RunContainerError")
+    },
+}
+
+
+def pod_failure(name: str, pods: Sequence[Mapping[str, Any]]) -> Outcome | None:
+    """Stalled with the kubelet's reason when a predictor pod's container cannot start, quoting
+    its last termination (exit code and message: the log's tail, FallbackToLogsOnError)."""
+    for pod in sorted(pods, key=_name):
+        meta = _mapping(pod.get("metadata"))
+        if meta.get("deletionTimestamp"):
+            continue  # an old pod on its way out says nothing about the spec we applied
+        status = _mapping(pod.get("status"))
+        containers = [
+            *_list(status.get("initContainerStatuses")),
+            *_list(status.get("containerStatuses")),
+        ]
+        for container in containers:
+            waiting = _mapping(_mapping(container.get("state")).get("waiting"))
+            kind = _str(waiting.get("reason"))
+            if kind is None or kind not in _POD_FAILURES:
+                continue
+            reason, hint = _POD_FAILURES[kind]
+            text = (
+                f"predictor pod {_name(pod)} of InferenceService {name}: container "
+                f"{container.get('name', '?')} is in {kind}"
+            )
+            restarts = container.get("restartCount")
+            if isinstance(restarts, int) and restarts:
+                text += f" (restarted {restarts} times)"
+            detail = _str(waiting.get("message"))
+            if detail and kind != "CrashLoopBackOff":  # its message is only the back-off delay
+                text += f": {_cut(detail)}"
+            last = _mapping(_mapping(container.get("lastState")).get("terminated"))
+            if last:
+                text += f"; last exit code {last.get('exitCode', '?')}"
+                if _str(last.get("reason")):
+                    text += f" ({last['reason']})"
+                message = _str(last.get("message"))
+                if message and message.strip():
+                    text += f": {_cut(message.strip())}"
+            return Outcome.stalled(reason, f"{text}; {hint}")
+    return None
+
+
+def rollout_pending(deployment: Mapping[str, Any] | None) -> str | None:
+    """What the predictor Deployment's rollout still waits for, as `kubectl rollout status`
+    decides it (observedGeneration, updated, old and available replicas); None when done."""
+    if not deployment:
+        return None
+    meta, status = _mapping(deployment.get("metadata")), _mapping(deployment.get("status"))
+    name = meta.get("name", "?")
+    generation, observed = meta.get("generation"), status.get("observedGeneration")
+    if isinstance(generation, int) and (not isinstance(observed, int) or observed < generation):
+        return f"Deployment {name} has not picked up generation {generation} yet"
+    desired = _mapping(deployment.get("spec")).get("replicas", 1)
+    desired = desired if isinstance(desired, int) else 1
+    updated = _int(status.get("updatedReplicas"))
+    total = _int(status.get("replicas"))
+    available = _int(status.get("availableReplicas"))
+    if updated < desired:
+        return f"Deployment {name}: {updated} of {desired} new replicas updated"
+    if total > updated:
+        return f"Deployment {name}: {total - updated} old replicas pending termination"
+    if available < updated:
+        return f"Deployment {name}: {available} of {updated} updated replicas available"
+    return None
+
+
+@dataclass(frozen=True)
 class Assessment:
     """What the live InferenceService means for us.
 
@@ -361,8 +481,12 @@ class Assessment:
     details: list[str] = field(default_factory=list)
 
 
-def assess(spec: EmbeddingModelSpec, live: Mapping[str, Any]) -> Assessment:
-    """Read KServe's status of the live InferenceService into an outcome, endpoint and status."""
+def assess(
+    spec: EmbeddingModelSpec, live: Mapping[str, Any], workload: Workload | None = None
+) -> Assessment:
+    """Read KServe's status of the live InferenceService (and what it made: `workload`) into an
+    outcome, endpoint and status."""
+    workload = workload or Workload()
     name = _name(live)
     status = _mapping(live.get("status"))
     conditions = _conditions(status)
@@ -436,6 +560,19 @@ def assess(spec: EmbeddingModelSpec, live: Mapping[str, Any]) -> Assessment:
                     f"InferenceService {name} failed: {type_}={_condition_text(cond)}",
                 )
             )
+    # KServe says only MinimumReplicasUnavailable (or, mid-rollout, still Ready): the pod knows.
+    failed_pod = pod_failure(name, workload.pods)
+    if failed_pod is not None:
+        return result(failed_pod)
+    pending = rollout_pending(workload.deployment)
+    if _is_true(conditions.get(READY)) and pending is not None:
+        return result(
+            Outcome.progressing(
+                Reason.ROLLING_OUT,
+                f"InferenceService {name} is Ready on its previous revision; rolling out the "
+                f"new one: {pending}",
+            )
+        )
     if _is_true(conditions.get(READY)):
         check = (address_url or url or "").rstrip("/")
         return Assessment(
@@ -521,6 +658,14 @@ def _name(obj: Mapping[str, Any] | None) -> str:
 def _mapping(value: Any) -> Mapping[str, Any]:
     """`value` if it is an object, else empty: KServe's status may lack any part."""
     return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Mapping[str, Any]]:
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, Sequence) else []
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) else 0
 
 
 def _str(value: Any) -> str | None:
