@@ -15,7 +15,13 @@ control plane into a one-node cluster on which pods really run:
 Everything lives under `<state_dir>/node/` and one cgroup root (`/testcluster-node`); `stop()`
 kills the pods' processes, unmounts every mount under the state dir, removes the cgroups, the
 bridge and the state. Only one node runs per machine (a fixed bridge and subnet): a second start
-fails with the state dir of the first.
+fails with the state dir of the first, or waits its turn for up to `$TESTCLUSTER_NODE_WAIT`
+seconds (a pytest session holds the node for its whole life, so parallel sessions queue).
+
+containerd's image store is the one thing kept between sessions, like kind's node image: its root
+lives in the cache (`containerd-root-<version>`), so a multi-GB serving image is imported once per
+build, not once per session. `stop()` deletes every container and sandbox from it first and marks
+it clean; a store whose last node did not stop cleanly is wiped at the next start.
 """
 
 from __future__ import annotations
@@ -77,6 +83,10 @@ NODE_CONTROLLERS = (
 
 _STATE = "node.json"
 _OWNER = "node.owner"  # in the cache dir: which state dir runs the machine's one node
+_SESSION_LOCK = "node.session.lock"  # in the cache dir: held by the process whose node runs
+_CLEAN = ".stopped-clean"  # in the kept containerd root: no container or sandbox is left in it
+#: Seconds a start waits for another node on this machine to stop (0: fail at once).
+WAIT_ENV = "TESTCLUSTER_NODE_WAIT"
 
 
 # --- builds and images ---------------------------------------------------------------------------
@@ -84,6 +94,11 @@ _OWNER = "node.owner"  # in the cache dir: which state dir runs the machine's on
 
 def containerd_dir(version: str = CONTAINERD_VERSION) -> Path:
     return cache_dir() / f"containerd-{version}"
+
+
+def containerd_root(version: str = CONTAINERD_VERSION) -> Path:
+    """containerd's root (image content, snapshots, metadata), kept between node sessions."""
+    return cache_dir() / f"containerd-root-{version}"
 
 
 def ensure_containerd(version: str = CONTAINERD_VERSION, *, quiet: bool = False) -> Path:
@@ -256,6 +271,7 @@ class Node:
         self.state_dir = state_dir
         self.log_dir = log_dir
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._session_lock: io.TextIOWrapper | None = None
 
     @property
     def socket(self) -> Path:
@@ -299,7 +315,10 @@ class Node:
         names = (image, *aliases)
         label = "embeddings.ai/podman-id"
         have = self.ctr("images", "ls", "-q", f'labels."{label}"=={image_id}').split()
-        if all(n in have for n in names):
+        if image in have:  # this build is in the (kept) store: at most a new name for it
+            for alias in (a for a in aliases if a not in have):
+                self.ctr("images", "tag", "--force", image, alias)
+                self.ctr("images", "label", alias, f"{label}={image_id}")
             return False
         save = subprocess.Popen(
             [podman, "save", "--format", "docker-archive", image], stdout=subprocess.PIPE
@@ -391,6 +410,7 @@ class Node:
         self._save(state)
         for sub in ("containerd", "cni/net.d", "cni/ipam", "kubelet", "pod-logs", "manifests"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        _prepare_kept_root(containerd_root())
         _bridge_up()
         _make_cgroups(CGROUP_ROOT)
         (self.root / "cni/net.d/10-testcluster.conflist").write_text(self._cni_config())
@@ -440,8 +460,39 @@ class Node:
         return phases
 
     def _claim(self) -> None:
-        owner = cache_dir() / _OWNER
+        """Become the machine's one node: hold the session lock, then take over the owner file.
+
+        The lock lives as long as this process's node, so a second pytest session waits here
+        (up to $TESTCLUSTER_NODE_WAIT s) instead of failing; a node started by a process that has
+        exited (`up --detach`) is recognised by its live processes instead."""
         cache_dir().mkdir(parents=True, exist_ok=True)
+        wait = float(os.environ.get(WAIT_ENV) or 0)
+        deadline = time.monotonic() + wait
+        lock = (cache_dir() / _SESSION_LOCK).open("w")
+        try:
+            while True:
+                busy = (
+                    self._other_node()
+                    if _try_lock(lock)
+                    else "another node cluster (its session holds the lock)"
+                )
+                if busy is None:
+                    break
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                if time.monotonic() >= deadline:
+                    raise ClusterError(
+                        f"{busy} runs on this machine: one node per machine (fixed bridge "
+                        f"{BRIDGE}); stop it first, or set {WAIT_ENV}=SECONDS to wait for it"
+                    )
+                time.sleep(3)
+        except BaseException:
+            lock.close()
+            raise
+        self._session_lock = lock
+
+    def _other_node(self) -> str | None:
+        """A live node of another state dir (a dead one is cleaned up here); None if free."""
+        owner = cache_dir() / _OWNER
         with (cache_dir() / "node.lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
@@ -451,13 +502,13 @@ class Node:
             if other is not None and other != self.state_dir and (other / "node" / _STATE).exists():
                 other_node = Node(other, self.log_dir)
                 if any(other_node.alive().values()):
-                    raise ClusterError(
-                        f"another node cluster runs on this machine (state {other}); "
-                        "stop it first (`python -m testcluster down --dir "
-                        f"{other}`): one node per machine (fixed bridge {BRIDGE})"
+                    return (
+                        f"another node cluster (state {other}; "
+                        f"`python -m testcluster down --dir {other}`)"
                     )
                 other_node.stop()  # a dead one: clean its leftovers so ours can start
             owner.write_text(f"{self.state_dir}\n")
+        return None
 
     def _wait(self, component: str, ready: Callable[[], bool], deadline: float) -> None:
         while not ready():
@@ -499,7 +550,7 @@ class Node:
         c = self.root / "containerd"
         runtime = 'plugins."io.containerd.cri.v1.runtime"'
         return f"""version = 3
-root = "{c / "root"}"
+root = "{containerd_root()}"
 state = "{c / "state"}"
 disabled_plugins = [
   "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
@@ -622,6 +673,8 @@ disabled_plugins = [
         if state is not None:
             pid = state.pids.get(CONTAINERD)
             if pid is not None:
+                if self.alive().get(CONTAINERD):
+                    self._empty_kept_root()
                 _terminate(pid, *self._argv0(state, CONTAINERD), timeout=timeout)
         # Shims outlive containerd by design; ours name our socket's address.
         for pid in _shims(str(self.root / "containerd")):
@@ -643,11 +696,29 @@ disabled_plugins = [
         with contextlib.suppress(OSError):
             if Path(owner.read_text().strip()) == self.state_dir:
                 owner.unlink()
+        if self._session_lock is not None:
+            self._session_lock.close()  # releases the flock: the next session may start
+            self._session_lock = None
+
+    def _empty_kept_root(self) -> None:
+        """Delete every container and sandbox from the kept store, then mark it clean.
+
+        Only images stay: the next session's kubelet and CRI plugin find no ghosts of pods that
+        lived in this session's etcd."""
+        try:
+            for cid in self.ctr("containers", "ls", "-q", timeout=60).split():
+                with contextlib.suppress(ClusterError, subprocess.TimeoutExpired):
+                    self.ctr("tasks", "delete", "--force", cid, timeout=30)
+                self.ctr("containers", "delete", cid, timeout=60)
+        except (ClusterError, subprocess.TimeoutExpired):
+            return  # not marked clean: the next start wipes the store
+        (containerd_root() / _CLEAN).touch()
 
     def leftovers(self) -> list[str]:
         """What of this node is still on the machine (empty after a clean stop)."""
         found = []
-        mounts = [m for m in _mounts() if m.startswith(str(self.root))]
+        kept = str(containerd_root())
+        mounts = [m for m in _mounts() if m.startswith((str(self.root), kept))]
         if mounts:
             found.append(f"mounts: {mounts[:3]}")
         for controller in _cgroup_controllers():
@@ -663,6 +734,24 @@ disabled_plugins = [
 
 
 # --- host plumbing -------------------------------------------------------------------------------
+
+
+def _try_lock(lock: io.TextIOWrapper) -> bool:
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _prepare_kept_root(root: Path) -> None:
+    """Use the kept containerd root only if its last node emptied it; else start it afresh."""
+    clean = root / _CLEAN
+    if root.exists() and not clean.exists():
+        _unmount_under(root)
+        shutil.rmtree(root, ignore_errors=True)  # a crashed session's containers: not worth saving
+    clean.unlink(missing_ok=True)  # until this session's stop() empties it again
+    root.mkdir(parents=True, exist_ok=True)
 
 
 def _write_private(path: Path, text: str) -> None:

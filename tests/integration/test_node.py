@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from testcluster import Cluster, ClusterError
 from testcluster import node as node_mod
 from tests.fixtures.cluster import Kubectl, wait_until
 
@@ -114,3 +116,26 @@ def test_a_crashing_container_reports_its_last_message(
     last = status["lastState"]["terminated"]
     assert last["exitCode"] == 3
     assert last["message"] == message, json.dumps(status)
+
+
+def test_a_second_node_is_refused_while_one_runs(
+    node_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One node per machine: a second start (another state dir) fails at once without a wait,
+    naming the running one and how to queue instead, and leaves the running node untouched."""
+    monkeypatch.setenv(node_mod.WAIT_ENV, "0")
+    second = node_mod.Node(tmp_path / "second", tmp_path / "logs")
+    with pytest.raises(ClusterError, match=node_mod.WAIT_ENV) as refused:
+        second._claim()
+    assert "another node cluster" in str(refused.value)
+    assert all(node_cluster.node.alive().values()), node_cluster.node.alive()
+
+
+def test_the_image_store_is_kept_outside_the_session(node_cluster: Cluster) -> None:
+    """containerd's root is the kept cache store (images survive the session), and this
+    session's start removed the clean mark, so a crash before stop() wipes it next time."""
+    root = node_mod.containerd_root()
+    config = (node_cluster.state_dir / "node" / "containerd" / "config.toml").read_text()
+    assert f'root = "{root}"' in config
+    assert node_mod.PAUSE_IMAGE in node_cluster.node.images()
+    assert not (root / node_mod._CLEAN).exists()
