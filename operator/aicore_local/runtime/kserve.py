@@ -48,6 +48,8 @@ InferenceService = create_namespaced_resource(
 FIELD_MANAGER = "aicore-local"
 DEFAULT_NAMESPACE = "aicore-local"
 POLL_S = 1.0
+API_TIMEOUT = httpx2.Timeout(30.0, connect=10.0)
+LOG_TIMEOUT = httpx2.Timeout(30.0, connect=10.0, read=None)
 ISVC_POD_LABEL = "serving.kserve.io/inferenceservice"
 
 
@@ -71,6 +73,7 @@ class KServeRuntime:
     name: str = "kserve"
     owner: dict[str, int] = field(default_factory=dict)  # deployment id -> generation it runs
     _client: AsyncClient | None = None
+    _log_client: AsyncClient | None = None
     _ready: bool = False
 
     @property
@@ -79,15 +82,26 @@ class KServeRuntime:
         digest = hashlib.sha256(str(self.objectstore_root).encode()).hexdigest()[:10]
         return f"aicore-objectstore-{digest}"
 
+    def _config(self) -> KubeConfig:
+        return KubeConfig.from_file(self.kubeconfig) if self.kubeconfig else KubeConfig.from_env()
+
     def client(self) -> AsyncClient:
         if self._client is None:
-            config = (
-                KubeConfig.from_file(self.kubeconfig) if self.kubeconfig else KubeConfig.from_env()
-            )
             self._client = AsyncClient(
-                config=config, namespace=self.namespace, field_manager=FIELD_MANAGER
+                config=self._config(),
+                namespace=self.namespace,
+                field_manager=FIELD_MANAGER,
+                timeout=API_TIMEOUT,
             )
         return self._client
+
+    def log_client(self) -> AsyncClient:
+        """A second client for following logs: a quiet container must not time the stream out."""
+        if self._log_client is None:
+            self._log_client = AsyncClient(
+                config=self._config(), namespace=self.namespace, timeout=LOG_TIMEOUT
+            )
+        return self._log_client
 
     def render(
         self,
@@ -228,7 +242,7 @@ class KServeRuntime:
         log.warning("InferenceService %s/%s still there after %ss", self.namespace, name, within_s)
 
     async def pod_log(self, pod: str, container: str) -> AsyncIterator[str]:
-        async for line in self.client().log(
+        async for line in self.log_client().log(
             pod, namespace=self.namespace, container=container, follow=True
         ):
             yield line
