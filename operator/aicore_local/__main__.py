@@ -68,6 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # lightkube's (kserve runtime)
     data_dir = Path(args.data).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     if args.reset:
@@ -83,6 +84,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         client_secret=creds["clientsecret"],
         template_dirs=[Path(t).resolve() for t in args.templates],
         runtime=args.runtime,
+        kubeconfig=Path(args.kubeconfig).resolve() if args.kubeconfig else None,
+        kserve_namespace=args.kserve_namespace,
         infinity_venv=Path(args.infinity_venv) if args.infinity_venv else None,
         entrypoint=Path(args.entrypoint).resolve() if args.entrypoint else None,
         token_lifetime_s=args.token_lifetime,
@@ -159,7 +162,15 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--templates", action="append", default=[], help="ServingTemplate directory (repeatable)"
     )
-    serve.add_argument("--runtime", choices=["process", "podman", "noop"], default="process")
+    serve.add_argument(
+        "--runtime", choices=["process", "podman", "noop", "kserve"], default="process"
+    )
+    serve.add_argument(
+        "--kubeconfig", help="cluster of the kserve runtime [$KUBECONFIG, else ~/.kube/config]"
+    )
+    serve.add_argument(
+        "--kserve-namespace", default="aicore-local", help="namespace of the kserve runtime"
+    )
     serve.add_argument(
         "--infinity-venv", help="default: $INFINITY_VENV or the cache's infinity-venv"
     )
@@ -183,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--port", type=int, default=DEFAULT_PORT)
     up.add_argument("--data", default=str(LOCAL / "aicore"))
     up.add_argument("--templates", action="append", default=[])
-    up.add_argument("--runtime", choices=["process", "podman", "noop"], default="process")
+    up.add_argument("--runtime", choices=["process", "podman", "noop", "kserve"], default="process")
     up.add_argument("--service-key", default=str(LOCAL / "aicore-service-key.json"))
     up.add_argument("--no-seed", action="store_true", help="skip the object store seed")
     up.add_argument("--pidfile", default=str(LOCAL / "aicore.pid"))

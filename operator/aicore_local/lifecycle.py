@@ -20,8 +20,10 @@ from typing import Any, Protocol
 
 from .errors import STATE_CONFLICT_CODE, ApiError
 from .faults import Faults
+from .inferenceservice import RenderError
 from .model import Artifact, Configuration, Deployment, ObjectStoreSecret, new_deployment_id, now
 from .runtime.base import Predictor, PredictorFailed, PredictorSpec, Runtime
+from .runtime.kserve import KServeRuntime
 from .runtime.noop import NoopRuntime
 from .runtime.podman import PodmanRuntime
 from .runtime.process import ProcessRuntime, default_infinity_venv
@@ -70,6 +72,7 @@ class Emulator(Protocol):
     artifacts: dict[str, Artifact]
     configurations: dict[str, Configuration]
     deployments: dict[str, Deployment]
+    docker_registry_secrets: dict[str, float]
 
     def background(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]: ...
 
@@ -82,6 +85,8 @@ class Prepared:
 
     configuration: Configuration
     rendered: RenderedServing
+    template: ServingTemplate
+    artifact_urls: dict[str, str]
 
 
 class Lifecycle:
@@ -106,6 +111,10 @@ class Lifecycle:
                 )
             elif name == "podman":
                 self._runtimes[name] = PodmanRuntime(pid_root)
+            elif name == "kserve":
+                self._runtimes[name] = KServeRuntime(
+                    s.data_dir / "objectstore", s.kubeconfig, s.kserve_namespace
+                )
             else:
                 self._runtimes[name] = NoopRuntime()
         return self._runtimes[name]
@@ -169,7 +178,7 @@ class Lifecycle:
             raise ApiError(400, exc.api_message) from exc
         except TemplateError as exc:
             raise ApiError(400, f"Runtime Adapter Exception; invalid serving spec: {exc}") from exc
-        return Prepared(config, rendered)
+        return Prepared(config, rendered, template, urls)
 
     # -- entry points (synchronous: validate, mutate, schedule) ----------------------------------
     def create(self, rg: str, config: Configuration, ttl: str | None) -> Deployment:
@@ -309,13 +318,26 @@ class Lifecycle:
         rendered = prepared.rendered
         env = rendered.env
         init_log = self._log(dep, "storage-initializer")
+        runtime = self.runtime(self.emu.faults.runtime)
+        manifest = None
         try:
-            if self.emu.faults.runtime == "noop":
+            if isinstance(runtime, KServeRuntime):
+                # NB: KServe's own storage initializer mounts the model; nothing is copied here.
+                manifest = runtime.render(
+                    prepared.template,
+                    prepared.configuration.parameters(),
+                    prepared.artifact_urls,
+                    deployment_id=dep.id,
+                    resource_group=dep.resource_group,
+                    generation=dep.generation,
+                    docker_registry_secrets=set(self.emu.docker_registry_secrets),
+                )
+            elif self.emu.faults.runtime == "noop":
                 # NB: nothing reads the model; scale tests would otherwise copy it per deployment.
                 model_dir.mkdir(parents=True)
             else:
                 await initialize(env.get("STORAGE_URI"), model_dir, lambda m: init_log(m, "stderr"))
-        except StorageError as exc:
+        except (StorageError, RenderError) as exc:
             init_log(str(exc), "stderr")
             raise PredictorFailed(str(exc)) from exc
         container = rendered.container
@@ -329,9 +351,9 @@ class Lifecycle:
             env=env,
             model_dir=model_dir,
             work_dir=work,
+            manifest=manifest,
         )
         sink = self._log(dep)
-        runtime = self.runtime(self.emu.faults.runtime)
         predictor = await runtime.start(spec, sink)
         self.starting[dep.id] = predictor
         try:
@@ -401,8 +423,8 @@ class Lifecycle:
             del self.serving[dep.id]
             dep.running_replicas = 0
             tail = getattr(predictor, "last_lines", [])
-            reason = f"predictor exited with code {rc}"
-            if tail:
+            reason = getattr(predictor, "failure", None) or f"predictor exited with code {rc}"
+            if tail and not getattr(predictor, "failure", None):
                 reason += f": {tail[-1].strip()}"
             dep.set_status("DEAD", reason)
 

@@ -11,7 +11,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -36,6 +36,7 @@ class PredictorSpec:
     model_dir: Path  # the deployment's own copy of the model: the /mnt/models stand-in
     work_dir: Path  # writable scratch space for this generation
     extra: dict[str, str] = field(default_factory=dict)
+    manifest: dict[str, Any] | None = None  # the rendered InferenceService (kserve runtime)
 
 
 class Predictor(Protocol):
