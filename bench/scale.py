@@ -211,6 +211,7 @@ def _bench(args: argparse.Namespace, work: Path, cluster: Cluster) -> int:
             check=True,
             capture_output=True,
         )
+        applied = time.monotonic() - started  # kubectl creates the N objects one by one
         running = 0
         # NB: one client in this process, not a kubectl per look: at 500 objects each kubectl
         # cost about a CPU-second, taken from the operator (and not from the baseline).
@@ -237,6 +238,7 @@ def _bench(args: argparse.Namespace, work: Path, cluster: Cluster) -> int:
             "models": args.models,
             "running": running,
             "seconds_to_all_running": round(elapsed, 1),
+            "apply_seconds": round(applied, 1),
             "operator_peak_rss_mib": 0.0,
             "aicore_calls_per_model": round(calls / max(args.models, 1), 1),
             # NB: the machine is shared; the 1-min load average says how much of it we had.
@@ -261,6 +263,8 @@ def _bench(args: argparse.Namespace, work: Path, cluster: Cluster) -> int:
         except subprocess.TimeoutExpired:
             result["sigterm_to_exit_seconds"] = None  # did not exit within 60 s
         if not args.no_baseline:
+            # NB: the operator's figures first (stderr), in case the baseline is cut short.
+            print(json.dumps(result), file=sys.stderr, flush=True)
             key = json.loads(key_path.read_text())
             try:
                 base = asyncio.run(run_baseline(key, args.models, args.poll, "baseline-"))
