@@ -59,7 +59,11 @@ async def one(
     calls = 3
     while True:
         calls += 1
-        got = await http.get(f"/lm/deployments/{deployment.json()['id']}")
+        try:
+            got = await http.get(f"/lm/deployments/{deployment.json()['id']}")
+        except httpx.TransportError:  # a GET is safe to repeat; the operator's client retries too
+            await asyncio.sleep(poll)
+            continue
         got.raise_for_status()
         if got.json()["status"] == "RUNNING":
             return calls
@@ -90,7 +94,10 @@ async def run(service_key: dict[str, Any], models: int, poll: float, prefix: str
         base_url=service_key["serviceurls"]["AI_API_URL"].rstrip("/") + "/v2",
         headers={"Authorization": f"Bearer {token}", "AI-Resource-Group": "default"},
         timeout=120,
-        limits=httpx.Limits(max_connections=100),
+        # NB: idle connections expire before uvicorn's 5 s keep-alive closes them; at httpx's
+        # default (also 5 s) a reused connection the server had just closed failed a POST with
+        # ReadError on the loaded machine.
+        limits=httpx.Limits(max_connections=100, keepalive_expiry=1.0),
     ) as http:
         calls = await asyncio.gather(*(one(http, i, bindings, prefix, poll) for i in range(models)))
     return {

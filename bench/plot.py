@@ -28,6 +28,19 @@ def main(source: str, target: str) -> int:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.plot(ns, [runs[n]["seconds_to_all_running"] for n in ns], "o-", label="operator")
     left.plot(ns, [runs[n].get("baseline_seconds") for n in ns], "s--", label="minimal sequence")
+    for n in ns:  # NB: ratios are what compare across runs on a shared machine, so say them
+        run = runs[n]
+        load = run.get("load_average")
+        label = f"{run['ratio']}x" if run.get("ratio") is not None else "no baseline"
+        if load:
+            label += f", load {load[0]}"
+        left.annotate(
+            label,
+            (n, run["seconds_to_all_running"]),
+            textcoords="offset points",
+            xytext=(-6, 6),
+            ha="right",
+        )
     left.set_xlabel("EmbeddingModels (N)")
     left.set_ylabel("seconds to all RUNNING")
     left.legend()

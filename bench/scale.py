@@ -9,6 +9,7 @@ minimal call sequence on the same AI Core (`baseline_seconds`, `ratio`).
 
     .venv/bin/python bench/scale.py --models 50
     .venv/bin/python bench/scale.py --models 200 --json
+    .venv/bin/python bench/scale.py --models 500 --json --profile /tmp/op.txt   # py-spy on PATH
 
 Results go to stdout; bench/RESULTS.md records the runs we keep. Whatever happens, the operator,
 the local AI Core, the API server and etcd are stopped and the work directory removed.
@@ -36,7 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
 sys.path.insert(0, str(ROOT))
 
+from lightkube import Client, KubeConfig  # noqa: E402
+
 from bench.baseline import run as run_baseline  # noqa: E402
+from embedding_operator.kube import EmbeddingModelResource  # noqa: E402
 from testcluster import Cluster  # noqa: E402
 
 
@@ -86,6 +90,11 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=0, help="seconds to count settled calls")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--logs", type=Path, help="copy the run's logs here before cleaning up")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="sample the operator with py-spy (on PATH) from apply to all RUNNING; raw stacks here",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="emb-bench-"))
@@ -180,6 +189,20 @@ def _bench(args: argparse.Namespace, work: Path, cluster: Cluster) -> int:
             }
             for i in range(args.models)
         ]
+        profiler = None
+        if args.profile is not None:
+            # NB: sampling (20/s, not stopping the target) rather than cProfile's tracing, which
+            # slows every call and so moves the ratio it is meant to explain.
+            spy = shutil.which("py-spy")
+            if spy is None:
+                raise SystemExit("--profile needs py-spy on PATH (pip install py-spy)")
+            profiler = subprocess.Popen(
+                [spy, "record", "--pid", str(operator.pid), "--rate", "20", "--nonblocking"]
+                + ["--format", "raw", "-o", str(args.profile.resolve())],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        load_before = os.getloadavg()[0]
         started = time.monotonic()
         subprocess.run(
             [*kube, "apply", "-f", "-"],
@@ -188,29 +211,39 @@ def _bench(args: argparse.Namespace, work: Path, cluster: Cluster) -> int:
             check=True,
             capture_output=True,
         )
+        applied = time.monotonic() - started  # kubectl creates the N objects one by one
         running = 0
-        while time.monotonic() - started < args.timeout:
-            items = json.loads(
-                subprocess.run(
-                    [*kube, "get", "emb", "-o", "json"], check=True, capture_output=True, text=True
-                ).stdout
-            )["items"]
-            running = sum(
-                1
-                for o in items
-                if o.get("status", {}).get("aicore", {}).get("deploymentStatus") == "RUNNING"
-            )
-            if running == args.models:
-                break
-            time.sleep(1)
+        # NB: one client in this process, not a kubectl per look: at 500 objects each kubectl
+        # cost about a CPU-second, taken from the operator (and not from the baseline).
+        with Client(KubeConfig.from_file(cluster.kubeconfig)) as watcher:
+            while time.monotonic() - started < args.timeout:
+                running = sum(
+                    1
+                    for o in watcher.list(EmbeddingModelResource, namespace="default")
+                    if ((o.status or {}).get("aicore") or {}).get("deploymentStatus") == "RUNNING"
+                )
+                if running == args.models:
+                    break
+                time.sleep(1)
         elapsed = time.monotonic() - started
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            try:
+                profiler.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                profiler.kill()
+                profiler.wait()
         calls = aicore_calls(metrics_port)
         result: dict[str, object] = {
             "models": args.models,
             "running": running,
             "seconds_to_all_running": round(elapsed, 1),
+            "apply_seconds": round(applied, 1),
             "operator_peak_rss_mib": 0.0,
             "aicore_calls_per_model": round(calls / max(args.models, 1), 1),
+            # NB: the machine is shared; the 1-min load average says how much of it we had.
+            "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+            "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
         }
         if args.idle:
             before, lists = aicore_calls(metrics_port), list_calls(metrics_port)
@@ -230,6 +263,8 @@ def _bench(args: argparse.Namespace, work: Path, cluster: Cluster) -> int:
         except subprocess.TimeoutExpired:
             result["sigterm_to_exit_seconds"] = None  # did not exit within 60 s
         if not args.no_baseline:
+            # NB: the operator's figures first (stderr), in case the baseline is cut short.
+            print(json.dumps(result), file=sys.stderr, flush=True)
             key = json.loads(key_path.read_text())
             try:
                 base = asyncio.run(run_baseline(key, args.models, args.poll, "baseline-"))

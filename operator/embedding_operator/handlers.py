@@ -167,7 +167,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # list/watch of CRDs and namespaces, so none in RBAC (kopf retries those 403s with back-off,
     # about half a minute, before it starts watching).
     settings.scanning.disabled = True
-    settings.execution.max_workers = 20
+    # NB: no `settings.execution.max_workers` (was a hard-coded 20): that pool runs only sync
+    # handlers, and ours is the login alone (once per connection). Every object's work is an
+    # asyncio task (its daemon), which no pool size limits; kopf's default pool suffices.
     memo.loops = ActiveLoops()
     # NB: `memo.metrics` is set by runner.run_operator unless --metrics-port is 0.
     memo.reconciler = await build_reconciler(post_event, metrics=memo.get("metrics"))

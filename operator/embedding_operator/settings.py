@@ -20,6 +20,19 @@ def _float(name: str, default: float) -> float:
         raise SystemExit(f"{name} must be a number of seconds, got {raw!r}") from None
 
 
+def _int(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SystemExit(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Intervals:
     """How often the operator looks again, in seconds."""
@@ -60,6 +73,13 @@ class Settings:
     )
     """How long a deletion may wait for an AI Core that does not answer before it is reported
     Stalled (the finalizer stays and retries go on). Default 300 s."""
+
+    aicore_max_connections: int = field(
+        default_factory=lambda: _int("EMB_AICORE_MAX_CONNECTIONS", 20)
+    )
+    """Concurrent requests to one AI Core tenant (service key); more wait in the operator, so a
+    burst of hundreds of new objects neither times out against a slow AI Core nor hits its rate
+    limit all at once. Default 20."""
 
     kubeconfig: str | None = field(default_factory=lambda: os.environ.get("KUBECONFIG") or None)
     """Kubeconfig for the operator's own writes; in-cluster ServiceAccount when unset."""

@@ -797,3 +797,34 @@ async def test_secret_and_tokens_never_in_logs_or_errors(
         for issued in fake.tokens:
             assert issued not in text
     assert "retry" in caplog.text  # the log did capture the flow
+
+
+# -- concurrency ---------------------------------------------------------------------------------
+
+
+async def test_requests_beyond_max_connections_wait_in_the_client(fake: Fake, clock: Clock) -> None:
+    """At most `max_connections` requests are in flight; the others wait their turn, none fails."""
+    in_flight = peak = 0
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        if request.url.path != "/v2/lm/deployments/d1":
+            return fake(request)
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        return httpx.Response(200, json=deployment("d1"))
+
+    async with AICoreClient(
+        SERVICE_KEY,
+        settings=ClientSettings(max_connections=3),
+        transport=httpx.MockTransport(slow),
+        clock=clock,
+        sleep=clock.sleep,
+    ) as client:
+        got = await asyncio.gather(
+            *(client.get_deployment("d1", resource_group=RG) for _ in range(12))
+        )
+    assert [d.id for d in got] == ["d1"] * 12
+    assert peak == 3

@@ -23,11 +23,12 @@ length is unconfirmed (reference §2), so paging stops on a short page, never on
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -57,6 +58,17 @@ FindExisting = Callable[[], Awaitable[str | None]]
 
 Sleep = Callable[[float], Awaitable[None]]
 M = TypeVar("M", bound=BaseModel)
+
+
+class _Page(BaseModel, Generic[M]):
+    """One page of an AI Core list (`count` and other fields are not used)."""
+
+    resources: list[M]
+
+
+@functools.cache
+def _page_type(model: type[M]) -> type[_Page[M]]:
+    return _Page[model]  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,10 @@ class Session:
             ),
             limits=httpx.Limits(max_connections=self._settings.max_connections),
         )
+        # NB: requests queue here, not in httpx's pool: httpcore re-scans its whole queue on
+        # every request start and end, so 500 objects waiting for 100 connections spent a tenth
+        # of the operator's CPU there (py-spy, bench/RESULTS.md); a semaphore wakes one waiter.
+        self._slots = asyncio.Semaphore(self._settings.max_connections)
         self._tokens = TokenCache(self._fetch_token, clock=clock)
 
     def __repr__(self) -> str:
@@ -180,11 +196,12 @@ class Session:
                 headers["Authorization"] = f"Bearer {token}"
             if resource_group is not None:
                 headers["AI-Resource-Group"] = resource_group
-            started = self._clock()
             try:
-                response = await self._http.request(
-                    method, url, params=params, json=json, data=data, headers=headers
-                )
+                async with self._slots:
+                    started = self._clock()
+                    response = await self._http.request(
+                        method, url, params=params, json=json, data=data, headers=headers
+                    )
             except httpx.TransportError as exc:
                 self._observe(template, method, None, started)
                 reason = truncate(redact(f"{type(exc).__name__}: {exc}", self._secrets()))
@@ -247,6 +264,21 @@ class Session:
                 f"{truncate(redact(response.text, self._secrets()), 120)}"
             ) from None
 
+    def _parse_page(self, model: type[M], response: httpx.Response) -> list[M]:
+        # NB: pydantic parses the JSON bytes itself; json.loads plus model_validate per item
+        # was a quarter of the operator's CPU at 500 objects (the view's lists, py-spy).
+        try:
+            return _page_type(model).model_validate_json(response.content).resources
+        except ValidationError:
+            pass  # the slow path below says what is wrong
+        body = self.read_json(response, "GET")
+        resources = body.get("resources") if isinstance(body, dict) else None
+        if not isinstance(resources, list):
+            raise AICoreResponseError(
+                f"AI Core answered GET {response.url.path} without a 'resources' list"
+            )
+        return [self.parse(model, r, "GET", response.url.path) for r in resources]
+
     def parse(self, model: type[M], data: object, method: str, path: str) -> M:
         try:
             return model.model_validate(data)
@@ -299,13 +331,8 @@ class Session:
                 params=query,
             )
             assert isinstance(response, httpx.Response)
-            body = self.read_json(response, "GET")
-            resources = body.get("resources") if isinstance(body, dict) else None
-            if not isinstance(resources, list):
-                raise AICoreResponseError(
-                    f"AI Core answered GET {response.url.path} without a 'resources' list"
-                )
-            items.extend(self.parse(model, r, "GET", response.url.path) for r in resources)
+            resources = self._parse_page(model, response)
+            items.extend(resources)
             # A page longer than $top means the server ignored paging: we already have it all.
             if not paged or len(resources) != top:
                 return items

@@ -15,8 +15,9 @@ for `Settings.ready_grace` seconds. Remote IDs go to status; nothing from the se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -77,6 +78,7 @@ from embedding_operator.settings import Settings
 OPERATOR_CLIENT = ClientSettings(
     connect_timeout=5.0, read_timeout=10.0, retry=RetrySettings(max_attempts=3)
 )
+INF = float("inf")
 #: Planning rounds per pass: artifact → configuration → deployment → record, plus a check.
 MAX_ROUNDS = 6
 
@@ -89,6 +91,7 @@ class _Tenant:
     """One service key: its client, and one shared view per resource group."""
 
     client: AICoreClient
+    passes: asyncio.Semaphore
     views: dict[str, TenantView] = field(default_factory=dict)
     secrets: set[tuple[str, str]] = field(default_factory=set)
 
@@ -164,8 +167,10 @@ class AICoreBackend:
                     Reason.SERVICE_KEY_INVALID,
                     f"Secret {namespace}/{ref.name} key '{ref.key}': {error}",
                 ) from None
+            slots = self.settings.aicore_max_connections
             tenant = self._tenants[fingerprint] = _Tenant(
-                self.client_factory(key, settings=OPERATOR_CLIENT)
+                self.client_factory(key, settings=replace(OPERATOR_CLIENT, max_connections=slots)),
+                asyncio.Semaphore(slots),
             )
         secret = (namespace, ref.name)
         old = self._by_secret.get(secret)
@@ -194,6 +199,7 @@ class AICoreBackend:
         max_age: float,
         serving: CheckResult | None = None,
         logs: str | None = None,
+        lookup_age: float | None = None,
     ) -> Observed:
         aicore = ctx.spec.aicore
         assert aicore is not None
@@ -211,7 +217,7 @@ class AICoreBackend:
         previous = ctx.status.aicore or AICoreStatus()
         if not needs_lookup(ctx.spec, names, previous, owned):
             return observed
-        pending = self.settings.intervals.pending
+        pending = self.settings.intervals.pending if lookup_age is None else lookup_age
         template = await view.template(scenario, aicore.executable_id, pending)
         artifacts = await view.artifacts(scenario).owned(names.artifact, pending)
         configurations = await view.configurations(scenario).owned(
@@ -230,9 +236,9 @@ class AICoreBackend:
         assert ctx.spec.aicore is not None
         uid = ctx.ref.uid
         try:
-            result = await asyncio.wait_for(
-                self._reconcile(ctx), timeout=self.settings.pass_timeout
-            )
+            tenant = await self._tenant(ctx.ref.namespace, ctx.spec)
+            async with asyncio.timeout(self.settings.pass_timeout) as budget:
+                result = await self._reconcile(ctx, tenant, budget)
         except (AICoreError, SecretProblem, TimeoutError) as error:
             return self._failed(ctx, error)
         except Exception as error:
@@ -269,11 +275,30 @@ class AICoreBackend:
             events=events,
         )
 
-    async def _reconcile(self, ctx: ReconcileContext) -> Reconciled:
+    @contextlib.asynccontextmanager
+    async def _turn(self, tenant: _Tenant, budget: asyncio.Timeout) -> AsyncIterator[None]:
+        """A pass that acts waits for one of the tenant's slots; the wait is not pass time.
+
+        NB: with every pass's requests queued together, each of 500 first passes waited behind
+        all the others' requests, ran past the pass timeout and backed off (bench/RESULTS.md).
+        A pass that has its turn makes its few requests at once; passes that only read the
+        shared view never wait here.
+        """
+        loop = asyncio.get_running_loop()
+        when = budget.when()
+        left = None if when is None else when - loop.time()
+        budget.reschedule(None)
+        async with tenant.passes:
+            if left is not None:
+                budget.reschedule(loop.time() + left)
+            yield
+
+    async def _reconcile(
+        self, ctx: ReconcileContext, tenant: _Tenant, budget: asyncio.Timeout
+    ) -> Reconciled:
         spec = ctx.spec
         aicore = spec.aicore
         assert aicore is not None
-        tenant = await self._tenant(ctx.ref.namespace, spec)
         view = tenant.view(aicore.resource_group)
         names = names_for(ctx.ref, spec)
         intervals = self.settings.intervals
@@ -282,26 +307,36 @@ class AICoreBackend:
         observed = await self._observe(view, ctx, names, max_age)
         events: list[Event] = []
         done: list[Action] = []
-        for _ in range(MAX_ROUNDS):
-            decided = plan(
-                spec, names, observed, ctx.now, intervals=intervals, grace=self.settings.ready_grace
-            )
-            events += decided.events
-            for line in decided.details:
-                ctx.logger.debug("plan: %s", line)
-            # NB: an action AI Core did not take (a state conflict) is tried again next pass,
-            # not in a tight loop within this one.
-            if not decided.actions or decided.actions == done:
-                break
-            done = decided.actions
-            serving, logs = observed.serving, observed.logs
-            for action in decided.actions:
-                result = await self._act(view, ctx, names, action, events)
-                if isinstance(action, CheckServing):
-                    serving = result if isinstance(result, CheckResult) else None
-                elif isinstance(action, FetchLogs):
-                    logs = str(result)
-            observed = await self._observe(view, ctx, names, max_age, serving, logs)
+        async with contextlib.AsyncExitStack() as turn:
+            for _ in range(MAX_ROUNDS):
+                decided = plan(
+                    spec,
+                    names,
+                    observed,
+                    ctx.now,
+                    intervals=intervals,
+                    grace=self.settings.ready_grace,
+                )
+                events += decided.events
+                for line in decided.details:
+                    ctx.logger.debug("plan: %s", line)
+                # NB: an action AI Core did not take (a state conflict) is tried again next
+                # pass, not in a tight loop within this one.
+                if not decided.actions or decided.actions == done:
+                    break
+                if not done:
+                    await turn.enter_async_context(self._turn(tenant, budget))
+                done = decided.actions
+                serving, logs = observed.serving, observed.logs
+                for action in decided.actions:
+                    result = await self._act(view, ctx, names, action, events)
+                    if isinstance(action, CheckServing):
+                        serving = result if isinstance(result, CheckResult) else None
+                    elif isinstance(action, FetchLogs):
+                        logs = str(result)
+                # NB: from the view as it is: this pass's writes are in it, and waiting for a
+                # fresh list here (holding a turn) made 500 first passes take minutes.
+                observed = await self._observe(view, ctx, names, INF, serving, logs, lookup_age=INF)
         if decided.failing:
             self._failing.setdefault(ctx.ref.uid, ctx.now)
         else:
