@@ -61,9 +61,6 @@ def proxy_config(
             "clientConnection": {"kubeconfig": str(kubeconfig)},
             "hostnameOverride": node_name,
             "clusterCIDR": pod_cidr,
-            # Replies of a pod -> ClusterIP -> pod connection on the one bridge come back as
-            # routed, SNATed traffic, whatever the machine's bridge-netfilter settings are.
-            "masqueradeAll": True,
             "detectLocalMode": "ClusterCIDR",
             "nodePortAddresses": [f"{node_ip}/32"],
             "healthzBindAddress": f"127.0.0.1:{healthz}",
