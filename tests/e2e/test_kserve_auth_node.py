@@ -27,7 +27,7 @@ from tests.fixtures import kserve_example as kx
 from tests.fixtures.cluster import Kubectl, wait_until
 from tests.fixtures.images import SERVED_NAME
 from tests.fixtures.kserve_example import check_auth_enforced
-from tests.fixtures.operator import CRD_PATH, OperatorProcess
+from tests.fixtures.operator import OperatorProcess, install_crd
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -48,11 +48,7 @@ def operator(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     kubectl = node_kubectl
-    kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=tests",
-            "-f", str(CRD_PATH))  # fmt: skip
-    kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", "crd/embeddingmodels.embeddings.ai"
-    )
+    install_crd(kubectl)
     kubectl("create", "namespace", NAMESPACE)
     kx.model_volume(kubectl, NAMESPACE, minilm_dir, PV)
     log = tmp_path_factory.mktemp("kserve-auth") / "operator.log"

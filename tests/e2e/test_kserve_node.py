@@ -30,7 +30,7 @@ from testcluster import kserve as kserve_mod
 from tests.fixtures import kserve_example as kx
 from tests.fixtures.cluster import REPO_ROOT, Kubectl, wait_until
 from tests.fixtures.images import MINILM_DIMS
-from tests.fixtures.operator import CRD_PATH, OperatorProcess
+from tests.fixtures.operator import OperatorProcess, install_crd
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -90,12 +90,7 @@ def platform(
     """Our CRD, the serving image in containerd (`node_serving_image`), the model PVC and one
     operator process."""
     kubectl = node_kubectl
-    kubectl(
-        "apply", "--server-side", "--force-conflicts", "--field-manager=tests", "-f", str(CRD_PATH)
-    )
-    kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", "crd/embeddingmodels.embeddings.ai"
-    )
+    install_crd(kubectl)
     kubectl("create", "namespace", NAMESPACE)
     kx.model_volume(kubectl, NAMESPACE, minilm_dir, "models-e2e")
     log = tmp_path_factory.mktemp("kserve-e2e") / "operator.log"

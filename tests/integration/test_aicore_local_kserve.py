@@ -26,11 +26,11 @@ from aicore_local import launcher
 from embedding_operator.serving import DEFAULT_IMAGE
 from testcluster import Cluster
 from testcluster import kserve as kserve_mod
-from tests.fixtures.aicore import OPERATOR_TEMPLATES, AICoreAdmin, LocalAICore
+from tests.fixtures.aicore import OPERATOR_TEMPLATES, LocalAICore, running_aicore
 from tests.fixtures.aicore_operator import SECRET, model, owned, remote
-from tests.fixtures.cluster import REPO_ROOT, Kubectl, free_port, wait_until
+from tests.fixtures.cluster import REPO_ROOT, Kubectl, wait_until
 from tests.fixtures.images import MINILM_DIMS
-from tests.fixtures.operator import CRD_PATH, OperatorProcess, wait_for_condition
+from tests.fixtures.operator import OperatorProcess, install_crd, wait_for_condition
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -50,37 +50,21 @@ def kserve_aicore(
 ) -> Iterator[LocalAICore]:
     """The emulator with the kserve runtime on the node cluster, seeded as `make aicore` does."""
     node_cluster.node.import_podman_image(serving_image, (DEFAULT_IMAGE,))
-    data_dir = tmp_path_factory.mktemp("aicore-kserve")
-    log_path = data_dir / "aicore.log"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = launcher.start(
-        data_dir=data_dir,
-        port=port,
-        log_path=log_path,
-        templates=[OPERATOR_TEMPLATES, USER_TEMPLATES],
-        runtime="kserve",
-        extra_args=[
-            "--kubeconfig", str(node_cluster.kubeconfig),
-            "--kserve-namespace", EMULATOR_NAMESPACE,
-            "--unknown-seconds", "0.2", "--sync-interval", "0",
-        ],
-    )  # fmt: skip
     try:
-        launcher.wait_ready(url, proc, log_path, timeout=60)
-        key = launcher.read_service_key(data_dir)
-        launcher.seed(key, data_dir, infinity_venv)
-        yield LocalAICore(
-            url=url,
-            service_key=key,
-            service_key_path=data_dir / "service-key.json",
-            data_dir=data_dir,
-            log_path=log_path,
-            pid=proc.pid,
-            admin=AICoreAdmin(url),
-        )
+        with running_aicore(
+            tmp_path_factory.mktemp("aicore-kserve"),
+            templates=[OPERATOR_TEMPLATES, USER_TEMPLATES],
+            runtime="kserve",
+            extra_args=[
+                "--kubeconfig", str(node_cluster.kubeconfig),
+                "--kserve-namespace", EMULATOR_NAMESPACE,
+                "--unknown-seconds", "0.2", "--sync-interval", "0",
+            ],
+            infinity_venv=infinity_venv,
+            stop_timeout=90,
+        ) as emulator:  # fmt: skip
+            yield emulator
     finally:
-        launcher.stop(proc.pid, data_dir, timeout=90)
         left = node_kubectl.json("get", "inferenceservices", "-n", EMULATOR_NAMESPACE)["items"]
         # NB: the node's teardown checks for leftovers: let the predictor pods finish first.
         wait_until(
@@ -135,9 +119,7 @@ def test_operator_ai_core_path_runs_on_real_kserve(
     tmp_path: Path,
 ) -> None:
     aicore, kubectl, ns = kserve_aicore, node_kubectl, node_namespace
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_PATH))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s",
-            "crd/embeddingmodels.embeddings.ai")  # fmt: skip
+    install_crd(kubectl)
     kubectl("create", "secret", "generic", SECRET, "-n", ns,
             f"--from-file=serviceKey={aicore.service_key_path}")  # fmt: skip
     operator = OperatorProcess(str(node_cluster.kubeconfig), [ns], tmp_path / "operator.log", {})
