@@ -96,6 +96,10 @@ def main() -> int:
         help="sample the operator with py-spy (on PATH) from apply to all RUNNING; raw stacks here",
     )
     args = parser.parse_args()
+    # NB: Python's default SIGTERM ends the process without running `finally`: a bench stopped by
+    # `timeout` or a CI runner left its API server, etcd and local AI Core running. As SystemExit,
+    # the clean-up below runs whatever the bench was doing.
+    signal.signal(signal.SIGTERM, _terminated)
 
     work = Path(tempfile.mkdtemp(prefix="emb-bench-"))
     cluster = Cluster(work / "cluster", log_dir=work / "logs")
@@ -106,6 +110,11 @@ def main() -> int:
         if args.logs is not None:
             shutil.copytree(work / "logs", args.logs, dirs_exist_ok=True)
         _cleanup(work, cluster)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one clean-up, even if the sender insists
+    raise SystemExit(128 + signum)
 
 
 def _bench(args: argparse.Namespace, work: Path, cluster: Cluster) -> int:

@@ -475,16 +475,32 @@ def paged(items: list[dict[str, Any]], *, ignore_paging: bool = False) -> Respon
     [(0, False, 1), (999, False, 1), (1000, False, 2), (2500, False, 3), (2500, True, 1)],
 )
 async def test_pagination(
-    client: AICoreClient, fake: Fake, total: int, ignore_paging: bool, pages: int
+    fake: Fake, clock: Clock, total: int, ignore_paging: bool, pages: int
 ) -> None:
     items = [deployment(f"d{i:015d}") for i in range(total)]
     fake.on("GET", "/lm/deployments", paged(items, ignore_paging=ignore_paging))
-    got = await client.list_deployments(resource_group=RG, scenario_id="byom")
+    async with AICoreClient(
+        SERVICE_KEY,
+        settings=ClientSettings(retry=RetrySettings(jitter=0), page_size=1000),
+        transport=httpx.MockTransport(fake),
+        clock=clock,
+        sleep=clock.sleep,
+    ) as client:
+        got = await client.list_deployments(resource_group=RG, scenario_id="byom")
     assert [d.id for d in got] == [d["id"] for d in items]
     requests = fake.api_requests()
     assert len(requests) == pages
     assert [r.url.params["$skip"] for r in requests] == [str(1000 * i) for i in range(pages)]
     assert all(r.url.params["$top"] == "1000" for r in requests)
+
+
+async def test_one_request_lists_ten_thousand(client: AICoreClient, fake: Fake) -> None:
+    # AI Core's own default page: a settled tenant of up to 10,000 deployments is one list call.
+    items = [deployment(f"d{i:015d}") for i in range(9999)]
+    fake.on("GET", "/lm/deployments", paged(items))
+    got = await client.list_deployments(resource_group=RG, scenario_id="byom")
+    assert len(got) == 9999
+    assert [r.url.params["$top"] for r in fake.api_requests()] == ["10000"]
 
 
 async def test_list_deployments_query(client: AICoreClient, fake: Fake) -> None:

@@ -53,8 +53,10 @@ class ClientSettings:
     a failure; the caller bounds the whole call instead (the operator's pass timeout)."""
     max_connections: int = 100
     """Concurrent connections to AI Core; further requests queue in this client."""
-    page_size: int = 1000
-    """``$top`` for paged lists (AI Core's default is 10000, its maximum 100000)."""
+    page_size: int = 10_000
+    """``$top`` for paged lists: AI Core's own default (its maximum is 100000).
+    NB: with 1000, a tenant of 1000 deployments cost two requests per list (the second page
+    empty) and 2000 three: the settled operator made 1.1-1.2 lists/s at a 2 s interval."""
     client_type: str = "embedding-operator"
     """Sent as ``AI-Client-Type`` (AI Core uses it for metering only)."""
 
