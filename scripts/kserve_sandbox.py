@@ -23,6 +23,8 @@ from pathlib import Path
 import httpx
 import yaml
 
+from aicore_local.runtime.process import default_infinity_venv
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sandbox  # noqa: E402  (the AI Core sandbox's helpers: kubectl, operator process, CLI)
 
@@ -33,7 +35,7 @@ NAMESPACE = sandbox.NAMESPACE
 MODEL = "all-minilm-l6-v2"
 MODEL_DIR = LOCAL / "models" / MODEL
 MODEL_URI = f"pvc://models/{MODEL}"
-INFINITY_VENV = Path.home() / ".cache" / "embedding-operator" / "infinity-venv"
+INFINITY_VENV = default_infinity_venv()  # INFINITY_VENV / EMBEDDING_OPERATOR_CACHE, as everywhere
 PY = sandbox.PY
 step, run, kubectl = sandbox.step, sandbox.run, sandbox.kubectl
 
