@@ -113,7 +113,9 @@ def main() -> int:
 
 
 def _terminated(signum: int, frame: object) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one clean-up, even if the sender insists
+    # One clean-up, even if the sender insists. NB: a handler, not SIG_IGN, which the clean-up's
+    # own processes would inherit.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     raise SystemExit(128 + signum)
 
 

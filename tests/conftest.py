@@ -3,7 +3,9 @@ and the tiers are enforced: a test's folder and its markers must agree."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
@@ -22,6 +24,20 @@ pytest_plugins = [
     "tests.fixtures.node",
     "tests.fixtures.helm",
 ]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # NB: Python's default SIGTERM ends pytest without tearing fixtures down, so a CI timeout
+    # or `kill` left session clusters (API server, etcd, the node) behind. As KeyboardInterrupt,
+    # pytest stops the way Ctrl-C stops it: every fixture's teardown runs.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # One teardown, however often it is sent. NB: a handler, not SIG_IGN, which every process
+    # the teardown starts would inherit.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -104,10 +104,15 @@ def _free_ports(n: int) -> list[int]:
 
 
 def _die_with_parent() -> None:
-    """preexec_fn: have the kernel SIGTERM the child when the starting process dies."""
+    """preexec_fn: have the kernel SIGKILL the child when the starting process dies.
+
+    NB: SIGKILL, not SIGTERM: with its starter gone nobody waits for a graceful stop, and
+    kube-apiserver's graceful shutdown hung for minutes when etcd got the same signal at the
+    same moment (a pytest killed while queued for the node left it running).
+    """
     pr_set_pdeathsig = 1
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def _proc_matches(pid: int, binary: str, component: str) -> bool:
