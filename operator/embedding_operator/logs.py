@@ -8,6 +8,8 @@ its level rules; `install` finishes that handler. kopf's per-object loggers atta
 - `ObjectContextFilter` gives `k8s_ref` to records from our own module loggers (the AI Core
   client, the reconciler) logged while a handler works on an object: the handlers bind the object
   with `bind(body)` / `about(body)` in a context variable, which asyncio keeps per task.
+- `WaitingIsNotAnError` turns kopf's ERROR line for each retry of the finalizer (how kopf
+  handlers wait: they raise `TemporaryError`) into an INFO line saying what deletion waits for.
 - `RedactingFilter` passes the message and the traceback of every record through the one
   redactor (redact.py), whichever logger it came from. It also sits on kopf's object logger
   itself, because kopf turns that logger's warnings into Events in a handler of its own that
@@ -77,6 +79,30 @@ class ObjectContextFilter(logging.Filter):
         return True
 
 
+class WaitingIsNotAnError(logging.Filter):
+    """kopf logs each `TemporaryError` retry at ERROR; for the finalizer that is a deletion
+    still waiting for AI Core or KServe (a stop in progress, an outage), not a failure.
+
+    NB: a normal deletion logged "Handler 'finalize' failed temporarily: stopping and deleting
+    AI Core deployments: …=RUNNING" at ERROR on every pass, which log alerting takes for a
+    failure. The status (Terminating, Stalled DeletionBlocked after the deadline) and our own
+    `Deleting` Event say what waits; the line stays, at INFO, and is never posted as an Event.
+    """
+
+    PREFIX = "Handler 'finalize' failed temporarily: "
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.levelno == logging.ERROR
+            and isinstance(record.msg, str)
+            and record.msg.startswith(self.PREFIX)
+        ):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg = "deletion waits: " + record.msg.removeprefix(self.PREFIX)
+            record.k8s_skip = True  # kopf's Event poster skips such records
+        return True
+
+
 class RedactingFilter(logging.Filter):
     """Masks secrets in every record's message and traceback before any formatter sees them."""
 
@@ -137,7 +163,8 @@ def install(handler: logging.Handler, *, log_format: str = TEXT) -> None:
     handler.addFilter(RedactingFilter())
     # NB: kopf's K8sPoster (an Event per warning of an object logger) hangs on "kopf.objects".
     objects = logging.getLogger("kopf.objects")
-    if not any(isinstance(f, RedactingFilter) for f in objects.filters):
-        objects.addFilter(RedactingFilter())
+    for kind in (WaitingIsNotAnError, RedactingFilter):
+        if not any(isinstance(f, kind) for f in objects.filters):
+            objects.addFilter(kind())
     for noisy in _NOISY:
         logging.getLogger(noisy).setLevel(logging.WARNING)

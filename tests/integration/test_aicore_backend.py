@@ -288,3 +288,30 @@ def test_deleting_secret_and_model_together_still_cleans_up(
         what="the Secret gone once no model uses it",
         timeout=30,
     )
+
+
+def test_a_deletion_that_needs_retries_is_progress_not_an_error(
+    kubectl, namespace, aicore, aicore_faults, service_key_secret, start_operator
+):
+    """AI Core failing the stop for a while: the finalizer retries and says what it waits for,
+    at INFO; kopf's per-retry "Handler 'finalize' failed temporarily" is no ERROR line and no
+    Event."""
+    aicore_faults.set_runtime("noop")
+    operator = start_operator(namespace)
+    kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(model()))
+    obj = wait_for_remote_status(kubectl, namespace, "RUNNING")
+    # More 503s than the client's own retries absorb in one pass: the deletion takes passes.
+    aicore_faults.set_faults(server_error={"count": 12, "path": "^/v2/lm/deployments/[^/]+$"})
+    kubectl("delete", "emb", "m", "-n", namespace, "--timeout=120s", timeout=130)
+    assert owned(aicore, "deployments", obj) == []
+    assert aicore_faults.faults()["server_error"]["fired"] == 12
+    lines = operator.logs().splitlines()
+    waits = [line for line in lines if "deletion waits: " in line]
+    assert waits and all("[INFO" in line for line in waits), waits[:3]
+    assert [line for line in lines if "failed temporarily" in line] == []
+    kopf_events = [
+        (e["type"], e["message"])
+        for e in events(kubectl, namespace)
+        if e["reason"] == "Logging" or e["type"] not in ("Normal", "Warning")
+    ]
+    assert kopf_events == []

@@ -104,3 +104,16 @@ async def test_the_bound_object_stays_with_its_task(log_capture):
 def test_unknown_format_is_refused():
     with pytest.raises(ValueError, match="text, json"):
         logs.install(logging.StreamHandler(io.StringIO()), log_format="yaml")
+
+
+def test_a_finalizer_retry_is_an_info_line_about_what_deletion_waits_for(log_capture):
+    stream, handler = log_capture
+    logs.install(handler, log_format=logs.TEXT)
+    kopf_logger = kopf.LocalObjectLogger(body=kopf.Body(BODY), settings=kopf.OperatorSettings())
+    # kopf's own wording for a TemporaryError retry (kopf/_core/actions/execution.py)
+    kopf_logger.error("Handler 'finalize' failed temporarily: stopping d1=RUNNING")
+    kopf_logger.error("Handler 'reconcile' failed temporarily: boom")  # not the finalizer
+    got = lines(stream)
+    assert "[INFO    ]" in got[0] and "deletion waits: stopping d1=RUNNING" in got[0]
+    assert "failed" not in got[0]
+    assert "[ERROR   ]" in got[1] and "Handler 'reconcile' failed temporarily: boom" in got[1]
