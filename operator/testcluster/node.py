@@ -434,7 +434,7 @@ class Node:
         _prepare_kept_root(containerd_root())
         _bridge_up(service_cidr)
         _make_cgroups(CGROUP_ROOT)
-        (self.root / "cni/net.d/10-testcluster.conflist").write_text(self._cni_config())
+        (self.root / "cni/net.d/10-testcluster.conflist").write_text(self._cni_config(service_cidr))
         (self.root / "containerd/config.toml").write_text(self._containerd_config())
 
         def run(component: str, argv: list[str]) -> None:
@@ -586,7 +586,7 @@ class Node:
                 )
             time.sleep(0.2)
 
-    def _cni_config(self) -> str:
+    def _cni_config(self, service_cidr: str) -> str:
         return json.dumps(
             {
                 "cniVersion": "1.0.0",
@@ -601,6 +601,10 @@ class Node:
                         "ipam": {
                             "type": "host-local",
                             "ranges": [[{"subnet": POD_SUBNET, "gateway": NODE_IP}]],
+                            # NB: without a route a pod has only its subnet: a ClusterIP was
+                            # "network unreachable" in the pod (the host reached it). Only the
+                            # service range, no default route: pods reach nothing off the node.
+                            "routes": [{"dst": service_cidr, "gw": NODE_IP}],
                             "dataDir": str(self.root / "cni/ipam"),
                         },
                     }

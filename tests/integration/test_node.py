@@ -210,15 +210,10 @@ def test_a_service_answers_on_its_cluster_ip_from_the_host_and_by_name_on_the_ho
     _fetch(node_kubectl, node_namespace, probe_image, "fetch-hostnet", host_network=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="seen on the node: the pod resolves the name through CoreDNS (the error names the "
-    "ClusterIP) but its connection to the ClusterIP fails (`dial tcp 10.0.0.x:80: connect`), "
-    "while the host reaches the same ClusterIP; pod -> ClusterIP -> pod on the same bridge is "
-    "open (docs/testcluster.md)",
-)
 def test_a_pod_reaches_a_service_by_its_name(
     node_kubectl: Kubectl, node_namespace: str, probe_image: str
 ) -> None:
+    """A pod on the pod network: CoreDNS for the name, its route to the service range through
+    the bridge, kube-proxy's DNAT to the other pod (it had no route: "network unreachable")."""
     _web_service(node_kubectl, node_namespace, probe_image)
     _fetch(node_kubectl, node_namespace, probe_image, "fetch-pod", host_network=False)
