@@ -30,7 +30,8 @@ log = logging.getLogger("aicore_local")
 
 class SaveAfterWrites:
     """Saves the state after a successful write to the AI API, before the answer goes out:
-    an object a client was told about is never lost by a restart."""
+    an object a client was told about is never lost by a restart. Concurrent writes share a
+    save (`persistence.GroupCommit`)."""
 
     def __init__(self, app: ASGIApp, emu: Emulator) -> None:
         self.app = app
@@ -53,7 +54,7 @@ class SaveAfterWrites:
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 if status < 400:
-                    self.emu.save()  # NB: before the client hears "created"
+                    await self.emu.commits.commit()  # NB: before the client hears "created"
             await send(message)
 
         await self.app(scope, receive, capture)
