@@ -76,12 +76,14 @@ class SharedProcess:
     ready: asyncio.Task[None] | None = None  # spawned, then healthy
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     failure: str | None = None  # why the process died under its deployments
+    healthy: bool = False
     closing: bool = False
     closed: asyncio.Task[None] | None = None
 
     def log(self, line: str, stream: str) -> None:
-        """The process's output goes to the logs of every deployment attached to it."""
-        for user in list(self.users):
+        """Start-up output goes to the logs of every deployment attached, later output (the
+        access log) to the longest-attached one only, not N copies of every request's line."""
+        for user in list(self.users if not self.healthy else self.users[:1]):
             user.log(line, stream)
 
 
@@ -202,6 +204,7 @@ class SharedProcessRuntime:
             if shared.closing:
                 raise PredictorFailed("every deployment stopped before the predictor started")
             await process.wait_ready(self.ready_timeout_s)
+            shared.healthy = True
         except PredictorFailed:
             self._forget(shared)
             self._watch(shared)  # NB: stops what was started; the attachments report the error
