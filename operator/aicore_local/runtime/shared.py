@@ -69,6 +69,7 @@ class SharedProcess:
     """One predictor process and the deployments attached to it."""
 
     key: str
+    launch: int  # tells this process from an earlier one of the same key (pidfile, directory)
     root: Path  # model copy and scratch space of this process
     users: list[SharedAttachment] = field(default_factory=list)
     process: ProcessPredictor | None = None
@@ -148,9 +149,8 @@ class SharedProcessRuntime:
     process_runtime: ProcessRuntime
     ready_timeout_s: float = 600.0
     name: str = "shared"
-    copies_model: bool = (
-        False  # NB: the runtime copies the model once per process, not per deployment
-    )
+    # NB: the runtime copies the model once per process, not once per deployment.
+    copies_model: bool = False
     processes: dict[str, SharedProcess] = field(default_factory=dict)
     _launches: int = 0
 
@@ -163,7 +163,7 @@ class SharedProcessRuntime:
         if shared is None:
             self._launches += 1
             root = self.process_runtime.state_dir / "shared" / f"{key}-{self._launches}"
-            shared = self.processes[key] = SharedProcess(key, root)
+            shared = self.processes[key] = SharedProcess(key, self._launches, root)
             shared.spawned = asyncio.create_task(self._spawn(shared, spec))
             shared.ready = asyncio.create_task(self._serve(shared))
             shared.ready.add_done_callback(_retrieved)
@@ -186,7 +186,7 @@ class SharedProcessRuntime:
         own = replace(
             spec,
             deployment_id=f"shared-{shared.key}",
-            generation=self._launches,
+            generation=shared.launch,
             pod_name=f"shared-{shared.key}",
             model_dir=model_dir,
             work_dir=shared.root,
@@ -206,16 +206,19 @@ class SharedProcessRuntime:
             await process.wait_ready(self.ready_timeout_s)
             shared.healthy = True
         except PredictorFailed:
+            # NB: nothing may attach to it any more; the attachments waiting report the error.
             self._forget(shared)
-            self._watch(shared)  # NB: stops what was started; the attachments report the error
+            shared.closing = True
+            asyncio.create_task(self._close(shared)).add_done_callback(_retrieved)
             raise
         self._watch(shared)
 
     def _watch(self, shared: SharedProcess) -> None:
         async def watch() -> None:
             process = shared.process
-            rc = await process.wait_exit() if process is not None else None
-            if not shared.closing and process is not None:
+            assert process is not None
+            rc = await process.wait_exit()
+            if not shared.closing:
                 shared.failure = process.exit_reason(rc)
                 self._forget(shared)
             shared.exited.set()
