@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -78,6 +79,7 @@ def list_calls(metrics_port: int) -> float:
 
 #: The one model every object serves in `--serving` mode (so they share one infinity).
 SERVED_MODEL = "all-minilm-l6-v2"
+SERVED_DIMENSIONS = 384
 
 
 def running(obj: object) -> bool:
@@ -86,7 +88,10 @@ def running(obj: object) -> bool:
 
 
 def serving_verified(obj: object) -> bool:
+    """Ready=True, reason ServingVerified, and the check's vector had all-MiniLM-L6-v2's size."""
     status = getattr(obj, "status", None) or {}
+    if (status.get("serving") or {}).get("dimensions") != SERVED_DIMENSIONS:
+        return False
     return any(
         c.get("type") == "Ready"
         and c.get("status") == "True"
@@ -318,7 +323,9 @@ def _bench(args: argparse.Namespace, work: Path, cluster: Cluster) -> int:
                 "seconds_to_all_running": round(all_running, 1) if all_running else None,
                 "infinity_start_seconds": warm["baseline_ready_seconds"],
                 "serving_checks_per_model": round(len(checks) / max(args.models, 1), 2),
-                "serving_check_statuses": sorted({int(str(c["status"])) for c in checks}),
+                "serving_check_statuses": dict(
+                    sorted(collections.Counter(str(c["status"]) for c in checks).items())
+                ),
                 **result,
             }
         if args.idle:
