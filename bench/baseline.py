@@ -2,16 +2,20 @@
 
 For each model, concurrently: POST artifact, POST configuration, POST deployment, then GET the
 deployment every `poll` seconds until RUNNING. No Kubernetes, no find-before-create, no status:
-the floor of what deploying N models costs on this AI Core. bench/scale.py runs it in the same
-run as the operator and prints the ratio.
+the floor of what deploying N models costs on this AI Core. With `--serving`, also the step a
+user does by hand next: POST one embedding to `{deploymentUrl}/v1/embeddings` (token and
+AI-Resource-Group, as the operator's serving check sends it) every `poll` seconds until it answers
+200 with a vector. bench/scale.py runs it in the same run as the operator and prints the ratio.
 
     .venv/bin/python bench/baseline.py --service-key key.json --models 100
+    .venv/bin/python bench/baseline.py --service-key key.json --models 100 --serving
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -24,13 +28,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
 
 from embedding_operator.api.spec import parse_spec  # noqa: E402
+from embedding_operator.plan.serving_check import first_embedding_size  # noqa: E402
 from embedding_operator.serving import MODEL_ARTIFACT, parameter_bindings  # noqa: E402
+
+#: The input of the embedding the baseline asks for (the operator's check sends a fixed one too).
+SERVING_INPUT = "baseline serving check"
 
 
 async def one(
-    http: httpx.AsyncClient, i: int, bindings: list[dict[str, str]], prefix: str, poll: float
+    http: httpx.AsyncClient,
+    i: int,
+    bindings: list[dict[str, str]],
+    prefix: str,
+    poll: float,
+    serve_model: str | None = None,
 ) -> int:
-    """Deploy model i; returns the number of calls it took."""
+    """Deploy model i (and with `serve_model`, get one embedding from it); returns the calls."""
     artifact = await http.post(
         "/lm/artifacts",
         json={
@@ -66,15 +79,42 @@ async def one(
             continue
         got.raise_for_status()
         if got.json()["status"] == "RUNNING":
-            return calls
+            break
+        await asyncio.sleep(poll)
+    if serve_model is None:
+        return calls
+    return calls + await embed_once(http, got.json()["deploymentUrl"], serve_model, poll)
+
+
+async def embed_once(http: httpx.AsyncClient, deployment_url: str, model: str, poll: float) -> int:
+    """POST one embedding until the deployment answers 200 with a vector; returns the calls."""
+    calls = 0
+    while True:
+        calls += 1
+        with contextlib.suppress(httpx.TransportError):
+            answer = await http.post(
+                f"{deployment_url}/v1/embeddings", json={"model": model, "input": [SERVING_INPUT]}
+            )
+            if answer.status_code == 200:
+                with contextlib.suppress(ValueError):
+                    if first_embedding_size(answer.json()) > 0:
+                        return calls
         await asyncio.sleep(poll)
 
 
-async def run(service_key: dict[str, Any], models: int, poll: float, prefix: str) -> dict[str, Any]:
+async def run(
+    service_key: dict[str, Any],
+    models: int,
+    poll: float,
+    prefix: str,
+    serve_model: str | None = None,
+) -> dict[str, Any]:
+    """Deploy `models` models; with `serve_model` (the served model name, which the
+    configurations bind) each also waits for a real embedding."""
     spec = parse_spec(
         {
             "backend": "aicore",
-            "model": {"name": "m", "uri": "ai://default/models/all-minilm-l6-v2"},
+            "model": {"name": serve_model or "m", "uri": "ai://default/models/all-minilm-l6-v2"},
             "aicore": {"secretRef": {"name": "x"}},
         }
     )
@@ -99,10 +139,13 @@ async def run(service_key: dict[str, Any], models: int, poll: float, prefix: str
         # ReadError on the loaded machine.
         limits=httpx.Limits(max_connections=100, keepalive_expiry=1.0),
     ) as http:
-        calls = await asyncio.gather(*(one(http, i, bindings, prefix, poll) for i in range(models)))
+        calls = await asyncio.gather(
+            *(one(http, i, bindings, prefix, poll, serve_model) for i in range(models))
+        )
+    seconds = round(time.monotonic() - started, 1)
     return {
         "models": models,
-        "baseline_seconds": round(time.monotonic() - started, 1),
+        "baseline_ready_seconds" if serve_model else "baseline_seconds": seconds,
         "baseline_calls_per_model": round(sum(calls) / max(models, 1), 1),
     }
 
@@ -113,9 +156,16 @@ def main() -> int:
     parser.add_argument("--models", type=int, default=100)
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between GETs")
     parser.add_argument("--prefix", default="baseline-")
+    parser.add_argument(
+        "--serving",
+        metavar="MODEL",
+        nargs="?",
+        const="all-minilm-l6-v2",
+        help="also get one embedding from each, served as MODEL [all-minilm-l6-v2]",
+    )
     args = parser.parse_args()
     key = json.loads(args.service_key.read_text())
-    print(json.dumps(asyncio.run(run(key, args.models, args.poll, args.prefix))))
+    print(json.dumps(asyncio.run(run(key, args.models, args.poll, args.prefix, args.serving))))
     return 0
 
 

@@ -7,8 +7,19 @@ The noop runtime starts no infinity process, so this measures the operator, not 
 In the same run, after the operator has exited, bench/baseline.py deploys N models with the
 minimal call sequence on the same AI Core (`baseline_seconds`, `ratio`).
 
+`--serving` measures time to Ready instead: until every object is Ready=True with reason
+ServingVerified, i.e. the operator's serving check got a real embedding through the AI Core
+gateway. The local AI Core then runs the `shared` runtime: all N deployments of the one model
+(every object serves all-MiniLM-L6-v2 under one name) share one real infinity process, started
+and checked once by a warm-up deployment before the clock starts (`infinity_start_seconds`), so
+both sides measure the control plane and the checks, not infinity's cold start. The baseline
+then also POSTs one embedding per deployment until it answers (`baseline_ready_seconds`).
+Serving checks are counted at the emulator's gateway (the operator has no metric of its own):
+per object until Ready, and per second over the settled `--idle` window.
+
     .venv/bin/python bench/scale.py --models 50
     .venv/bin/python bench/scale.py --models 200 --json
+    .venv/bin/python bench/scale.py --models 100 --serving --idle 60 --json
     .venv/bin/python bench/scale.py --models 500 --json --profile /tmp/op.txt   # py-spy on PATH
 
 Results go to stdout; bench/RESULTS.md records the runs we keep. Whatever happens, the operator,
@@ -19,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -40,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 from lightkube import Client, KubeConfig  # noqa: E402
 
 from bench.baseline import run as run_baseline  # noqa: E402
+from embedding_operator.api.conditions import Reason  # noqa: E402
 from embedding_operator.kube import EmbeddingModelResource  # noqa: E402
 from testcluster import Cluster  # noqa: E402
 
@@ -62,6 +75,35 @@ def list_calls(metrics_port: int) -> float:
         and 'method="GET"' in line
         and 'endpoint="/lm/deployments"' in line
     )
+
+
+#: The one model every object serves in `--serving` mode (so they share one infinity).
+SERVED_MODEL = "all-minilm-l6-v2"
+SERVED_DIMENSIONS = 384
+
+
+def running(obj: object) -> bool:
+    status = getattr(obj, "status", None) or {}
+    return bool((status.get("aicore") or {}).get("deploymentStatus") == "RUNNING")
+
+
+def serving_verified(obj: object) -> bool:
+    """Ready=True, reason ServingVerified, and the check's vector had all-MiniLM-L6-v2's size."""
+    status = getattr(obj, "status", None) or {}
+    if (status.get("serving") or {}).get("dimensions") != SERVED_DIMENSIONS:
+        return False
+    return any(
+        c.get("type") == "Ready"
+        and c.get("status") == "True"
+        and c.get("reason") == Reason.SERVING_VERIFIED
+        for c in status.get("conditions") or []
+    )
+
+
+def embedding_calls(aicore_url: str) -> list[dict[str, object]]:
+    """The embedding requests the emulator's gateway forwarded or refused, oldest first."""
+    calls = httpx.get(f"{aicore_url}/_emulator/inference-calls", timeout=30).json()["calls"]
+    return [c for c in calls if c["method"] == "POST" and str(c["path"]).endswith("/embeddings")]
 
 
 def rss_kib(pid: int) -> int:
@@ -89,6 +131,11 @@ def main() -> int:
     )
     parser.add_argument("--idle", type=float, default=0, help="seconds to count settled calls")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--serving",
+        action="store_true",
+        help="time to Ready=ServingVerified on the shared runtime (one real infinity)",
+    )
     parser.add_argument("--logs", type=Path, help="copy the run's logs here before cleaning up")
     parser.add_argument(
         "--profile",
@@ -136,7 +183,7 @@ def _bench(args: argparse.Namespace, work: Path, cluster: Cluster) -> int:
             "--service-key",
             str(key_path),
             "--runtime",
-            "noop",
+            "shared" if args.serving else "noop",
             "--pidfile",
             str(work / "aicore.pid"),
             "--log",
@@ -146,6 +193,7 @@ def _bench(args: argparse.Namespace, work: Path, cluster: Cluster) -> int:
         env={**os.environ, "PYTHONPATH": str(ROOT / "operator")},
     )
     aicore.wait()
+    aicore_url = f"http://127.0.0.1:{port}"
     operator = None
     try:
         subprocess.run(
@@ -163,6 +211,13 @@ def _bench(args: argparse.Namespace, work: Path, cluster: Cluster) -> int:
             check=True,
             capture_output=True,
         )
+        warm: dict[str, object] = {}
+        if args.serving:
+            # NB: one deployment starts the shared infinity and gets an embedding; it stays
+            # RUNNING through both runs, so neither side pays infinity's cold start.
+            warm = asyncio.run(
+                run_baseline(json.loads(key_path.read_text()), 1, args.poll, "warm-", SERVED_MODEL)
+            )
         env = {
             **os.environ,
             "KUBECONFIG": str(cluster.kubeconfig),
@@ -194,7 +249,10 @@ def _bench(args: argparse.Namespace, work: Path, cluster: Cluster) -> int:
                 "metadata": {"name": f"m{i:04d}"},
                 "spec": {
                     "backend": "aicore",
-                    "model": {"name": f"m{i}", "uri": "ai://default/models/all-minilm-l6-v2"},
+                    "model": {
+                        "name": SERVED_MODEL if args.serving else f"m{i}",
+                        "uri": "ai://default/models/all-minilm-l6-v2",
+                    },
                     "aicore": {"secretRef": {"name": "aicore"}},
                 },
             }
@@ -213,6 +271,8 @@ def _bench(args: argparse.Namespace, work: Path, cluster: Cluster) -> int:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
+        if args.serving:
+            httpx.delete(f"{aicore_url}/_emulator/inference-calls", timeout=30)  # not the warm-up's
         load_before = os.getloadavg()[0]
         started = time.monotonic()
         subprocess.run(
@@ -223,17 +283,17 @@ def _bench(args: argparse.Namespace, work: Path, cluster: Cluster) -> int:
             capture_output=True,
         )
         applied = time.monotonic() - started  # kubectl creates the N objects one by one
-        running = 0
+        done, all_running = 0, None
+        goal = serving_verified if args.serving else running
         # NB: one client in this process, not a kubectl per look: at 500 objects each kubectl
         # cost about a CPU-second, taken from the operator (and not from the baseline).
         with Client(KubeConfig.from_file(cluster.kubeconfig)) as watcher:
             while time.monotonic() - started < args.timeout:
-                running = sum(
-                    1
-                    for o in watcher.list(EmbeddingModelResource, namespace="default")
-                    if ((o.status or {}).get("aicore") or {}).get("deploymentStatus") == "RUNNING"
-                )
-                if running == args.models:
+                objects = list(watcher.list(EmbeddingModelResource, namespace="default"))
+                done = sum(1 for o in objects if goal(o))
+                if all_running is None and sum(1 for o in objects if running(o)) == args.models:
+                    all_running = time.monotonic() - started
+                if done == args.models:
                     break
                 time.sleep(1)
         elapsed = time.monotonic() - started
@@ -247,7 +307,7 @@ def _bench(args: argparse.Namespace, work: Path, cluster: Cluster) -> int:
         calls = aicore_calls(metrics_port)
         result: dict[str, object] = {
             "models": args.models,
-            "running": running,
+            "running": done,
             "seconds_to_all_running": round(elapsed, 1),
             "apply_seconds": round(applied, 1),
             "operator_peak_rss_mib": 0.0,
@@ -256,9 +316,33 @@ def _bench(args: argparse.Namespace, work: Path, cluster: Cluster) -> int:
             "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
             "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
         }
+        if args.serving:
+            checks = embedding_calls(aicore_url)
+            result = {
+                "models": result.pop("models"),
+                "ready": result.pop("running"),
+                "ready_seconds": result.pop("seconds_to_all_running"),
+                "seconds_to_all_running": round(all_running, 1) if all_running else None,
+                "infinity_start_seconds": warm["baseline_ready_seconds"],
+                "serving_checks_per_model": round(len(checks) / max(args.models, 1), 2),
+                "serving_check_statuses": dict(
+                    sorted(collections.Counter(str(c["status"]) for c in checks).items())
+                ),
+                **result,
+            }
         if args.idle:
             before, lists = aicore_calls(metrics_port), list_calls(metrics_port)
+            if args.serving:
+                httpx.delete(f"{aicore_url}/_emulator/inference-calls", timeout=30)
+                idle_from = time.time()
             time.sleep(args.idle)
+            if args.serving:
+                settled = embedding_calls(aicore_url)
+                result["idle_serving_checks_per_second"] = round(len(settled) / args.idle, 3)
+                # NB: when in the window they came: all at once (a burst) or spread out.
+                result["idle_serving_check_window_seconds"] = [
+                    round(float(str(c["at"])) - idle_from, 1) for c in settled[:1] + settled[-1:]
+                ]
             result["idle_calls_per_second"] = round(
                 (aicore_calls(metrics_port) - before) / args.idle, 2
             )
@@ -277,18 +361,20 @@ def _bench(args: argparse.Namespace, work: Path, cluster: Cluster) -> int:
             # NB: the operator's figures first (stderr), in case the baseline is cut short.
             print(json.dumps(result), file=sys.stderr, flush=True)
             key = json.loads(key_path.read_text())
+            served = SERVED_MODEL if args.serving else None
             try:
-                base = asyncio.run(run_baseline(key, args.models, args.poll, "baseline-"))
+                base = asyncio.run(run_baseline(key, args.models, args.poll, "baseline-", served))
             except Exception as error:  # the operator's figures are printed anyway
                 result["baseline_error"] = f"{type(error).__name__}: {error}"[:300]
             else:
-                result["baseline_seconds"] = base["baseline_seconds"]
+                seconds = base["baseline_ready_seconds" if args.serving else "baseline_seconds"]
+                result["baseline_ready_seconds" if args.serving else "baseline_seconds"] = seconds
                 result["baseline_calls_per_model"] = base["baseline_calls_per_model"]
-                result["ratio"] = round(elapsed / max(base["baseline_seconds"], 0.1), 2)
+                result["ratio"] = round(elapsed / max(seconds, 0.1), 2)
         print(
             json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items())
         )
-        return 0 if running == args.models else 1
+        return 0 if done == args.models else 1
     finally:
         if operator is not None and operator.poll() is None:
             operator.kill()

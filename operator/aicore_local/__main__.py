@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import launcher, persistence
+from .faults import RUNTIMES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL = REPO_ROOT / ".local"
@@ -162,9 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--templates", action="append", default=[], help="ServingTemplate directory (repeatable)"
     )
-    serve.add_argument(
-        "--runtime", choices=["process", "podman", "noop", "kserve"], default="process"
-    )
+    serve.add_argument("--runtime", choices=RUNTIMES, default="process")
     serve.add_argument(
         "--kubeconfig", help="cluster of the kserve runtime [$KUBECONFIG, else ~/.kube/config]"
     )
@@ -194,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--port", type=int, default=DEFAULT_PORT)
     up.add_argument("--data", default=str(LOCAL / "aicore"))
     up.add_argument("--templates", action="append", default=[])
-    up.add_argument("--runtime", choices=["process", "podman", "noop", "kserve"], default="process")
+    up.add_argument("--runtime", choices=RUNTIMES, default="process")
     up.add_argument("--service-key", default=str(LOCAL / "aicore-service-key.json"))
     up.add_argument("--no-seed", action="store_true", help="skip the object store seed")
     up.add_argument("--pidfile", default=str(LOCAL / "aicore.pid"))

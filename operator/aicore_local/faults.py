@@ -19,7 +19,7 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 DEFAULT_PATH = "^/(v2|oauth)/"
-RUNTIMES = ("process", "podman", "noop", "kserve")
+RUNTIMES = ("process", "shared", "podman", "noop", "kserve")
 
 
 class FaultSpecError(ValueError):

@@ -27,6 +27,7 @@ from .runtime.kserve import KServeRuntime
 from .runtime.noop import NoopRuntime
 from .runtime.podman import PodmanRuntime
 from .runtime.process import ProcessRuntime, default_infinity_venv
+from .runtime.shared import SharedProcessRuntime
 from .settings import Settings
 from .storage import StorageError, initialize, resolve_artifact_url
 from .templates import (
@@ -105,9 +106,14 @@ class Lifecycle:
         if name not in self._runtimes:
             s = self.emu.settings
             pid_root = s.data_dir
-            if name == "process":
-                self._runtimes[name] = ProcessRuntime(
+            if name in ("process", "shared"):
+                process = ProcessRuntime(
                     pid_root, s.infinity_venv or default_infinity_venv(), s.entrypoint
+                )
+                self._runtimes[name] = (
+                    SharedProcessRuntime(process, s.ready_timeout_s)
+                    if name == "shared"
+                    else process
                 )
             elif name == "podman":
                 self._runtimes[name] = PodmanRuntime(pid_root)
@@ -332,8 +338,7 @@ class Lifecycle:
                     generation=dep.generation,
                     docker_registry_secrets=set(self.emu.docker_registry_secrets),
                 )
-            elif self.emu.faults.runtime == "noop":
-                # NB: nothing reads the model; scale tests would otherwise copy it per deployment.
+            elif not runtime.copies_model:
                 model_dir.mkdir(parents=True)
             else:
                 await initialize(env.get("STORAGE_URI"), model_dir, lambda m: init_log(m, "stderr"))

@@ -37,7 +37,14 @@ DROP_RESPONSE_HEADERS = {"connection", "keep-alive", "transfer-encoding", "conte
 class InferenceProxy:
     def __init__(self, emu: Emulator) -> None:
         self.emu = emu
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=5.0))
+        # NB: idle connections expire before the predictor's own keep-alive (uvicorn's 5 s) ends
+        # them: at httpx's default (also 5 s) a request on a connection the server had just
+        # closed failed with ReadError and the gateway answered 503 (seen at 500 deployments on
+        # one shared infinity).
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(300.0, connect=5.0),
+            limits=httpx.Limits(max_connections=100, keepalive_expiry=1.0),
+        )
 
     async def aclose(self) -> None:
         await self.client.aclose()

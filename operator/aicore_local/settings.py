@@ -19,7 +19,8 @@ class Settings:
     template_dirs: list[Path] = field(default_factory=list)
     """Directories of ServingTemplate YAML: the stand-in for the git repository AI Core syncs."""
     runtime: str = "process"
-    """Default predictor runtime: process | podman | noop | kserve (switchable through faults)."""
+    """Default predictor runtime: process | shared | podman | noop | kserve (switchable through
+    faults)."""
     kubeconfig: Path | None = None
     """Cluster of the kserve runtime; None: $KUBECONFIG (or ~/.kube/config)."""
     kserve_namespace: str = "aicore-local"

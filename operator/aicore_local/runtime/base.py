@@ -52,6 +52,9 @@ class Predictor(Protocol):
 
 class Runtime(Protocol):
     name: str
+    copies_model: bool
+    """Whether the lifecycle's storage initializer copies the model into each deployment's
+    model_dir first (False: the runtime reads it otherwise, or not at all)."""
 
     async def start(self, spec: PredictorSpec, log: LogSink) -> Predictor: ...
 
@@ -109,7 +112,7 @@ class ProcessPredictor:
             self.last_lines = [*self.last_lines[-4:], text]
             self._log(text, name)
 
-    def _exit_reason(self, rc: int | None) -> str:
+    def exit_reason(self, rc: int | None) -> str:
         tail = next((t for t in reversed(self.last_lines) if t.strip()), "")
         reason = f"predictor exited with code {rc}"
         return f"{reason}: {tail.strip()}" if tail else reason
@@ -121,7 +124,7 @@ class ProcessPredictor:
             while True:
                 if self.proc.returncode is not None:
                     await asyncio.gather(*self._pumps, return_exceptions=True)
-                    raise PredictorFailed(self._exit_reason(self.proc.returncode))
+                    raise PredictorFailed(self.exit_reason(self.proc.returncode))
                 try:
                     r = await client.get(f"{self.base_url}/health")
                     if r.status_code == 200:

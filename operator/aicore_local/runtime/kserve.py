@@ -71,6 +71,7 @@ class KServeRuntime:
     kubeconfig: Path | None = None
     namespace: str = DEFAULT_NAMESPACE
     name: str = "kserve"
+    copies_model: bool = False  # KServe's own storage initializer mounts it
     owner: dict[str, int] = field(default_factory=dict)  # deployment id -> generation it runs
     _client: AsyncClient | None = None
     _log_client: AsyncClient | None = None

@@ -33,6 +33,7 @@ class NoopPredictor:
 @dataclass
 class NoopRuntime:
     name: str = "noop"
+    copies_model: bool = False  # NB: nothing reads it; scale tests would copy it per deployment
 
     async def start(self, spec: PredictorSpec, log: LogSink) -> Predictor:
         log("noop runtime: no predictor process is started", "stdout")

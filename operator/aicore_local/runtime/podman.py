@@ -62,6 +62,7 @@ async def image_exists(image: str) -> bool:
 class PodmanRuntime:
     state_dir: Path
     name: str = "podman"
+    copies_model: bool = True
 
     async def start(self, spec: PredictorSpec, log: LogSink) -> Predictor:
         if not podman_available():

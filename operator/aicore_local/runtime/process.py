@@ -76,6 +76,7 @@ class ProcessRuntime:
     infinity_venv: Path
     entrypoint: Path | None = None  # the image's entrypoint; default: <repo>/image/run.sh
     name: str = "process"
+    copies_model: bool = True
 
     def _entrypoint(self) -> Path | None:
         candidate = self.entrypoint or REPO_ROOT / "image" / "run.sh"
