@@ -40,7 +40,12 @@ class Probe:
         # budget a cold model may need to answer its first request.
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            # NB: idle connections expire before the common 5 s server keep-alive (uvicorn's,
+            # so infinity's and the local AI Core's): at httpx's own 5 s a check could reuse a
+            # connection the server was closing and fail with ReadError (2 of 500 in a bench).
+            limits=httpx.Limits(
+                max_connections=64, max_keepalive_connections=32, keepalive_expiry=2.0
+            ),
         )
 
     async def __call__(
