@@ -377,10 +377,17 @@ def test_check_due_after_a_spec_change_or_a_non_ready_phase() -> None:
 
 def test_scale_to_zero_models_are_not_woken_by_periodic_checks() -> None:
     old = ready_status(verified=True, dimensions=384, last_checked="2026-11-24T01:00:00Z")
-    assert check_interval(spec(replicas={"min": 0, "max": 1}), 600) is None
+    assert check_interval(spec(replicas={"min": 0, "max": 1}), 600, REF.uid) is None
     assert not check_due(old, REF.generation, NOW, interval=None)
     assert check_due(old, REF.generation + 1, NOW, interval=None)  # a spec change still checks
-    assert check_interval(spec(), 600) == 600
+
+
+def test_each_object_has_its_own_fixed_check_period_within_the_last_quarter() -> None:
+    periods = [check_interval(spec(), 600, f"uid-{i}") for i in range(200)]
+    assert all(p is not None and 450 <= p <= 600 for p in periods)
+    assert periods == [check_interval(spec(), 600, f"uid-{i}") for i in range(200)]  # stable
+    spread = sorted(p for p in periods if p is not None)
+    assert spread[-1] - spread[0] > 120  # objects Ready together do not re-check together
 
 
 def test_reuse_serving_keeps_the_verdict() -> None:

@@ -210,7 +210,7 @@ class KServeBackend:
         if url is None:
             missing = CheckResult(reachable=False, error="KServe reports no URL")
             return judge_serving(ctx.spec, subject, missing, ctx.now)
-        interval = check_interval(ctx.spec, CHECK_INTERVAL)
+        interval = check_interval(ctx.spec, CHECK_INTERVAL, ctx.ref.uid)
         if previous.serving is not None and not check_due(
             previous, ctx.ref.generation, ctx.now, interval
         ):

@@ -586,7 +586,7 @@ def plan(  # noqa: C901 - one decision table, read top to bottom
                 previous_status,
                 observed.generation,
                 now,
-                check_interval(spec, CHECK_INTERVAL),
+                check_interval(spec, CHECK_INTERVAL, names.configuration_prefix),
                 after_failure=intervals.pending,
             )
         ) <= 0:
