@@ -106,7 +106,11 @@ class Reconciler:
                 await closer()
 
     def _context(
-        self, body: Mapping[str, Any], spec: EmbeddingModelSpec, logger: Any
+        self,
+        body: Mapping[str, Any],
+        spec: EmbeddingModelSpec,
+        status: EmbeddingModelStatus,
+        logger: Any,
     ) -> ReconcileContext:
         meta = body["metadata"]
         return ReconcileContext(
@@ -117,7 +121,7 @@ class Reconciler:
                 generation=int(meta.get("generation") or 1),
             ),
             spec=spec,
-            status=EmbeddingModelStatus.model_validate(body.get("status") or {}),
+            status=status,
             annotations=dict(meta.get("annotations") or {}),
             now=self.clock(),
             logger=logger,
@@ -157,7 +161,9 @@ class Reconciler:
                 requeue_after=self.settings.intervals.stalled,
             )
         else:
-            ctx = self._context(body, spec, logger)
+            # NB: the status parsed once per pass: every object's pass can be waiting on the
+            # shared view at once (bench/RESULTS.md, "Operator memory").
+            ctx = self._context(body, spec, previous, logger)
             # NB: before the backend, so a held change writes nothing remote and the deployment
             # that served keeps serving (and keeps its endpoint in status).
             held = embedding_space.guard(
@@ -209,7 +215,7 @@ class Reconciler:
             if self.metrics is not None:
                 self.metrics.forget(body["metadata"]["uid"])
             return Finalized(done=True, message="invalid spec: nothing was created remotely")
-        ctx = self._context(body, spec, logger)
+        ctx = self._context(body, spec, previous, logger)
         result = await self.backends[BackendName(spec.backend)].finalize(ctx)
         for event in result.events:
             await self._post(body, event)
