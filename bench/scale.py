@@ -57,24 +57,20 @@ from embedding_operator.kube import EmbeddingModelResource  # noqa: E402
 from testcluster import Cluster  # noqa: E402
 
 
-def aicore_calls(metrics_port: int) -> float:
+def aicore_calls(metrics_port: int) -> tuple[float, float]:
+    """The operator's AI Core requests so far: (all of them, deployment lists), one scrape."""
     metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
+    counts = [
+        line
         for line in metrics.splitlines()
         if line.startswith("embedding_operator_aicore_request_duration_seconds_count")
-    )
+    ]
 
+    def total(lines: list[str]) -> float:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
 
-def list_calls(metrics_port: int) -> float:
-    metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in metrics.splitlines()
-        if line.startswith("embedding_operator_aicore_request_duration_seconds_count")
-        and 'method="GET"' in line
-        and 'endpoint="/lm/deployments"' in line
-    )
+    lists = [c for c in counts if 'method="GET"' in c and 'endpoint="/lm/deployments"' in c]
+    return total(counts), total(lists)
 
 
 #: The one model every object serves in `--serving` mode (so they share one infinity).
@@ -304,7 +300,7 @@ def _bench(args: argparse.Namespace, work: Path, cluster: Cluster) -> int:
             except subprocess.TimeoutExpired:
                 profiler.kill()
                 profiler.wait()
-        calls = aicore_calls(metrics_port)
+        calls, _ = aicore_calls(metrics_port)
         result: dict[str, object] = {
             "models": args.models,
             "running": done,
@@ -331,7 +327,7 @@ def _bench(args: argparse.Namespace, work: Path, cluster: Cluster) -> int:
                 **result,
             }
         if args.idle:
-            before, lists = aicore_calls(metrics_port), list_calls(metrics_port)
+            before, lists = aicore_calls(metrics_port)
             if args.serving:
                 httpx.delete(f"{aicore_url}/_emulator/inference-calls", timeout=30)
                 idle_from = time.time()
@@ -343,12 +339,9 @@ def _bench(args: argparse.Namespace, work: Path, cluster: Cluster) -> int:
                 result["idle_serving_check_window_seconds"] = [
                     round(float(str(c["at"])) - idle_from, 1) for c in settled[:1] + settled[-1:]
                 ]
-            result["idle_calls_per_second"] = round(
-                (aicore_calls(metrics_port) - before) / args.idle, 2
-            )
-            result["idle_list_calls_per_second"] = round(
-                (list_calls(metrics_port) - lists) / args.idle, 2
-            )
+            after, lists_after = aicore_calls(metrics_port)
+            result["idle_calls_per_second"] = round((after - before) / args.idle, 2)
+            result["idle_list_calls_per_second"] = round((lists_after - lists) / args.idle, 2)
         result["operator_peak_rss_mib"] = round(rss_kib(operator.pid) / 1024, 1)
         stop = time.monotonic()
         operator.send_signal(signal.SIGTERM)

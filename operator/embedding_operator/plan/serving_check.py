@@ -133,10 +133,11 @@ def check_interval(spec: EmbeddingModelSpec, seconds: float, key: str) -> float 
     NB: with `replicas.min: 0` (Knative scale to zero) a periodic request would wake the model
     every time, so it is checked after each change and each return to Ready, not on a timer.
 
-    Each object (`key`: its uid) gets its own fixed share of `seconds`, between three quarters and
-    all of it: 100 objects that became Ready together had re-checked within the same 21 s every
-    10 minutes (bench/RESULTS.md); with their own periods they spread out (like client-go's
-    jittered resync), and no object is checked less often than every `seconds`.
+    Each object (`key`: anything stable and unique to it, e.g. its uid or a name made from it)
+    gets its own fixed share of `seconds`, between three quarters and all of it: 100 objects
+    that became Ready together had re-checked within the same 21 s every 10 minutes
+    (bench/RESULTS.md); with their own periods they spread out (like client-go's jittered
+    resync), and no object is checked less often than every `seconds`.
     """
     if spec.replicas.min <= 0:
         return None
